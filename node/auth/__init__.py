@@ -1,0 +1,1 @@
+"""Identities and the one access policy every read path goes through."""

@@ -1,0 +1,55 @@
+"""The access policy: the single gate deciding which records an identity may read.
+
+Every read path (pages, API, thumbnails, and later search, RDF, OAI-PMH and the
+federation feed) asks this module; none decides on its own. Sign-in arrives
+later (OIDC): until then every caller is anonymous and sees only published,
+public records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from node.records import Dataset, Lifecycle, Visibility
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking. ``roles`` come from the identity provider later."""
+
+    user: str | None = None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    peer: bool = False  # an authenticated federation peer
+
+    @property
+    def is_curator(self) -> bool:
+        return bool(self.roles & {"curator", "admin"})
+
+
+ANONYMOUS = Identity()
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """The lifecycles and visibilities an identity may read; storage turns it into a filter."""
+
+    lifecycles: frozenset[Lifecycle]
+    visibilities: frozenset[Visibility]
+
+
+def read_scope(identity: Identity) -> ReadScope:
+    """What ``identity`` may list and read."""
+    if identity.is_curator:
+        return ReadScope(frozenset(Lifecycle), frozenset(Visibility))
+    visibilities = {Visibility.public}
+    if identity.user or identity.peer:
+        visibilities.add(Visibility.federation)
+    if identity.user:
+        visibilities.add(Visibility.institution)
+    return ReadScope(frozenset({Lifecycle.published}), frozenset(visibilities))
+
+
+def can_read(identity: Identity, dataset: Dataset) -> bool:
+    """Whether ``identity`` may read ``dataset`` (and its images and thumbnails)."""
+    scope = read_scope(identity)
+    return dataset.lifecycle in scope.lifecycles and dataset.visibility in scope.visibilities

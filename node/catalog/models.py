@@ -1,0 +1,130 @@
+"""Database tables of the catalog.
+
+Records are stored whole as JSON (``doc``) beside the few columns that queries
+filter, sort or join on; the JSON is the canonical record, the columns are
+derived from it on every write (``RecordService``), never edited alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the catalog; use UTC")
+        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(64), index=True)
+    folder: Mapped[str | None] = mapped_column(Text)
+    identifier: Mapped[str | None] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    lifecycle: Mapped[str] = mapped_column(String(16), index=True)
+    visibility: Mapped[str] = mapped_column(String(16), index=True)
+    data_access: Mapped[str] = mapped_column(String(16))
+    origin_node: Mapped[str] = mapped_column(String(64), index=True)
+    modified: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    doc: Mapped[dict] = mapped_column(JsonDoc)
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)  # the fileset's main file
+    series: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    thumb_state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    doc: Mapped[dict] = mapped_column(JsonDoc)
+
+    __table_args__ = (Index("ix_images_source_path", "source", "path"),)
+
+
+class FileRow(Base):
+    """What the walker last saw of one file: the basis of incremental harvests."""
+
+    __tablename__ = "files"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dir: Mapped[str] = mapped_column(Text, primary_key=True)  # "" for the source root
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    fileset: Mapped[str | None] = mapped_column(Text)  # main file of its fileset; None: not an image
+    dataset_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class HarvestRunRow(Base):
+    __tablename__ = "harvest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="files")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # running, completed, failed, interrupted
+    counts: Mapped[dict] = mapped_column(JsonDoc, default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class HarvestErrorRow(Base):
+    __tablename__ = "harvest_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("harvest_runs.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(16), default="error")
+
+
+class SourceLockRow(Base):
+    """A lease that keeps two runs of one source from overlapping, across processes and hosts."""
+
+    __tablename__ = "source_locks"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,191 @@
+"""RecordService: reading and writing canonical records in the catalog database.
+
+Every read takes a ``ReadScope`` from the access policy; the service turns it
+into a SQL filter so that lists, counts and single reads all obey it alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy import Engine, and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from node.auth.policy import ReadScope
+from node.catalog.db import session_factory
+from node.catalog.models import DatasetRow, ImageRow
+from node.errors import BadRequestError, NotFoundError
+from node.records import Dataset, Image
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list: the items, the cursor of the next page (or None) and the total."""
+
+    items: list[T]
+    next: str | None
+    total: int
+
+
+def encode_cursor(*keys: object) -> str:
+    raw = json.dumps([k.isoformat() if isinstance(k, datetime) else k for k in keys])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list:
+    """The keys in ``cursor``; BadRequestError naming the cursor when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        keys = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        keys = None
+    if not isinstance(keys, list) or len(keys) != n:
+        raise BadRequestError(f"cursor {cursor[:60]!r} is not valid; use the 'next' value of a previous page")
+    return keys
+
+
+def dataset_row_values(ds: Dataset, *, source: str | None, folder: str | None) -> dict:
+    """The columns derived from a dataset record (the JSON doc stays the truth)."""
+    return {
+        "id": ds.id,
+        "source": source,
+        "folder": folder,
+        "identifier": ds.identifier,
+        "title": ds.title,
+        "lifecycle": ds.lifecycle.value,
+        "visibility": ds.visibility.value,
+        "data_access": ds.data_access.value,
+        "origin_node": ds.provenance.origin_node,
+        "modified": ds.modified,
+        "doc": ds.to_json(),
+    }
+
+
+def image_row_values(im: Image, *, source: str | None) -> dict:
+    return {
+        "id": im.id,
+        "dataset_id": im.dataset_id,
+        "source": source,
+        "path": im.path,
+        "series": im.series,
+        "status": im.status.value,
+        "doc": im.model_dump(mode="json"),
+    }
+
+
+class RecordService:
+    """Catalog reads for the web and API layers, and simple writes."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sessions = session_factory(engine)
+
+    # ------------------------------------------------------------------ reads
+
+    @staticmethod
+    def _scope_filter(scope: ReadScope):
+        return and_(
+            DatasetRow.lifecycle.in_([lc.value for lc in scope.lifecycles]),
+            DatasetRow.visibility.in_([v.value for v in scope.visibilities]),
+        )
+
+    def list_datasets(self, scope: ReadScope, *, limit: int, cursor: str | None = None) -> Page[Dataset]:
+        """Datasets newest first, keyset-paged so pages stay correct while records change."""
+        where = self._scope_filter(scope)
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(DatasetRow).where(where)) or 0
+            q = select(DatasetRow.doc, DatasetRow.modified, DatasetRow.id).where(where)
+            if cursor:
+                mod_s, last_id = decode_cursor(cursor, 2)
+                try:
+                    mod = datetime.fromisoformat(mod_s)
+                except (TypeError, ValueError):
+                    raise BadRequestError(f"cursor {cursor[:60]!r} is not valid") from None
+                q = q.where(
+                    or_(
+                        DatasetRow.modified < mod,
+                        and_(DatasetRow.modified == mod, DatasetRow.id < last_id),
+                    )
+                )
+            rows = s.execute(q.order_by(DatasetRow.modified.desc(), DatasetRow.id.desc()).limit(limit + 1)).all()
+        items = [Dataset.model_validate(r.doc) for r in rows[:limit]]
+        nxt = encode_cursor(rows[limit - 1].modified, rows[limit - 1].id) if len(rows) > limit else None
+        return Page(items, nxt, total)
+
+    def get_dataset(self, dataset_id: str, scope: ReadScope) -> Dataset:
+        with self.sessions() as s:
+            doc = s.scalar(select(DatasetRow.doc).where(DatasetRow.id == dataset_id, self._scope_filter(scope)))
+        if doc is None:
+            # The same answer for "absent" and "not yours": existence is not leaked.
+            raise NotFoundError(f"no dataset {dataset_id!r}")
+        return Dataset.model_validate(doc)
+
+    def images_of(self, dataset_id: str) -> list[Image]:
+        """The images of a dataset the caller was already allowed to read."""
+        with self.sessions() as s:
+            docs = s.scalars(
+                select(ImageRow.doc).where(ImageRow.dataset_id == dataset_id).order_by(ImageRow.path, ImageRow.series)
+            ).all()
+        return [Image.model_validate(d) for d in docs]
+
+    def get_image(self, image_id: str, scope: ReadScope) -> tuple[Image, Dataset]:
+        """An image and its dataset, when the dataset is readable in ``scope``."""
+        with self.sessions() as s:
+            row = s.execute(
+                select(ImageRow.doc, DatasetRow.doc.label("ds"))
+                .join(DatasetRow, DatasetRow.id == ImageRow.dataset_id)
+                .where(ImageRow.id == image_id, self._scope_filter(scope))
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no image {image_id!r}")
+        return Image.model_validate(row.doc), Dataset.model_validate(row.ds)
+
+    def counts(self, scope: ReadScope) -> dict[str, int]:
+        """Totals for the home page."""
+        where = self._scope_filter(scope)
+        with self.sessions() as s:
+            datasets = s.scalar(select(func.count()).select_from(DatasetRow).where(where)) or 0
+            images = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(ImageRow)
+                    .join(DatasetRow, DatasetRow.id == ImageRow.dataset_id)
+                    .where(where)
+                )
+                or 0
+            )
+        return {"datasets": datasets, "images": images}
+
+    # ------------------------------------------------------------------ writes
+
+    def save_dataset(self, s: Session, ds: Dataset, *, source: str | None = None, folder: str | None = None) -> None:
+        """Insert or replace a dataset record (in the caller's transaction)."""
+        values = dataset_row_values(ds, source=source, folder=folder)
+        row = s.get(DatasetRow, ds.id)
+        if row is None:
+            s.add(DatasetRow(dirty=False, **values))
+        else:
+            for k, v in values.items():
+                setattr(row, k, v)
+
+    def save_images(self, s: Session, images: Iterable[Image], *, source: str | None = None) -> None:
+        for im in images:
+            values = image_row_values(im, source=source)
+            row = s.get(ImageRow, im.id)
+            if row is None:
+                s.add(ImageRow(thumb_state="pending", **values))
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+
+    def delete_dataset(self, s: Session, dataset_id: str) -> None:
+        s.execute(delete(ImageRow).where(ImageRow.dataset_id == dataset_id))
+        s.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))

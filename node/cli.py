@@ -1,0 +1,195 @@
+"""The ``fairnode`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from node.config import Config, ConfigError, load_config, starter_toml
+
+log = logging.getLogger("fairnode")
+
+
+def _load(ctx: click.Context) -> Config:
+    path = ctx.obj.get("config_path")
+    if not path:
+        raise click.UsageError("no configuration: pass --config FILE or set FAIRNODE_CONFIG (see `fairnode init`)")
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        click.echo(f"The configuration has {len(e.problems)} problem(s):", err=True)
+        for p in e.problems:
+            click.echo(f"  {p}", err=True)
+        ctx.exit(2)
+        raise  # unreachable; keeps type checkers calm
+
+
+def _engine(config: Config):
+    from node.catalog.db import open_catalog
+
+    return open_catalog(config.database_url, echo=config.database.echo)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="FAIRNODE_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="The node's TOML configuration (env FAIRNODE_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """fairnode: a federated FAIR catalog node for microscopy images."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--id", "node_id", default="my-node", help="The node id to write.")
+@click.option("--name", default="My imaging facility", help="The node name to write.")
+@click.option("--source", "source_path", default="/data/microscopy", help="Folder of the first harvest source.")
+@click.option("--force", is_flag=True, help="Overwrite an existing node.toml.")
+def init(directory: str, node_id: str, name: str, source_path: str, force: bool) -> None:
+    """Write a commented starter DIRECTORY/node.toml."""
+    target = Path(directory) / "node.toml"
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(starter_toml(node_id, name, source_path), encoding="utf-8")
+    click.echo(f"wrote {target}; check it with: fairnode --config {target} check-config")
+
+
+@main.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the configuration and explain every problem (file, key, why)."""
+    cfg = _load(ctx)
+    click.echo(f"{cfg.path}: OK — node {cfg.node.id!r} ({cfg.node.level}), {len(cfg.sources)} source(s)")
+    for s in cfg.sources:
+        click.echo(f"  source {s.name!r}: {cfg.resolve(s.path)} schedule={s.schedule or 'manual'} publish={s.publish}")
+    click.echo(f"  database: {_redact(cfg.database_url)}")
+    click.echo(f"  data_dir: {cfg.data_dir}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: [web] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [web] port, or env PORT).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the portal and APIs (development server; use gunicorn in production)."""
+    cfg = _load(ctx)
+    _serve(cfg, host, port)
+
+
+def _serve(cfg: Config, host: str | None, port: int | None) -> None:
+    from node.app import create_app
+
+    app = create_app(cfg)
+    host = host or cfg.web.host
+    port = port or cfg.web.port
+    click.echo(f"fairnode {cfg.node.id!r} serving on http://{host}:{port}/ (Ctrl-C to stop)")
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+@main.command()
+@click.option("--source", "source_name", default=None, help="Only this source (default: all).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def harvest(ctx: click.Context, source_name: str | None, quiet: bool) -> None:
+    """Harvest the configured source folders now, with a progress bar and a summary."""
+    cfg = _load(ctx)
+    names = [source_name] if source_name else [s.name for s in cfg.sources]
+    if source_name:
+        try:
+            cfg.source(source_name)
+        except ConfigError as e:
+            raise click.ClickException(str(e)) from None
+    if not names:
+        raise click.ClickException("no [[harvest.sources]] configured")
+    failed = _harvest(cfg, names, quiet=quiet)
+    ctx.exit(1 if failed else 0)
+
+
+def _harvest(cfg: Config, names: list[str], *, quiet: bool = False) -> bool:
+    from tqdm import tqdm
+
+    from node.errors import ConflictError
+    from node.harvest.runner import Harvester
+
+    engine = _engine(cfg)
+    failed = False
+    for name in names:
+        bar = tqdm(desc=f"harvest {name}", unit=" files", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+
+        def progress(files: int, errors: int, folder: str, bar: tqdm = bar) -> None:
+            bar.update(files - bar.n)
+            bar.set_postfix(errors=errors, refresh=False)
+
+        try:
+            run = Harvester(cfg, engine, progress=progress).run(name)
+        except ConflictError as e:
+            bar.close()
+            click.echo(f"{name}: {e}", err=True)
+            failed = True
+            continue
+        bar.close()
+        c = run.counts
+        took = (run.ended_at - run.started_at).total_seconds() if run.ended_at else 0.0
+        click.echo(
+            f"{name}: {run.status} in {took:.1f}s — {c.get('files_seen', 0)} files "
+            f"({c.get('files_new', 0)} new, {c.get('files_changed', 0)} changed, "
+            f"{c.get('files_removed', 0)} removed), {c.get('images_written', 0)} images written, "
+            f"{c.get('datasets_updated', 0)} datasets updated, {c.get('errors', 0)} errors, "
+            f"{c.get('warnings', 0)} warnings (run {run.id})"
+        )
+        for e in run.errors[:20]:
+            click.echo(f"  {e.level}: {e.path}: {e.reason}", err=True)
+        if run.error_total > 20:
+            click.echo(f"  … {run.error_total - 20} more: GET /api/v1/harvest/runs/{run.id}", err=True)
+    return failed
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run every source on its schedule until stopped (the node's one background process)."""
+    from node.worker import run_worker
+
+    cfg = _load(ctx)
+    run_worker(cfg, _engine(cfg))
+
+
+@main.command()
+@click.option("--dir", "directory", default="var/demo", show_default=True, help="Where the demo node lives.")
+@click.option("--samples", default=None, help="Folder of sample files (default: the repository's tests/data/samples).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Port (default 5000, or env PORT).")
+@click.option("--no-serve", is_flag=True, help="Set up and harvest, but do not serve.")
+def demo(directory: str, samples: str | None, host: str, port: int | None, no_serve: bool) -> None:
+    """Create a demo node with real sample images, harvest them and serve the portal."""
+    from node.demo import build_demo
+
+    cfg_path = build_demo(Path(directory), Path(samples) if samples else None)
+    cfg = load_config(cfg_path)
+    _harvest(cfg, [s.name for s in cfg.sources], quiet=False)
+    if not no_serve:
+        _serve(cfg, host, port or int(os.environ.get("PORT", cfg.web.port)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Build a harvested dataset record from its sidecar, its source's defaults and its images."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from node.config import NodeSettings, SourceSettings
+from node.harvest.sidecars import SIDECAR_NAMES, SidecarProblem, embargo_datetime, load_sidecar
+from node.ontologies import method_for_acquisition_mode
+from node.records import (
+    DataAccess,
+    DataLocation,
+    Dataset,
+    Image,
+    Lifecycle,
+    Provenance,
+    Term,
+    Visibility,
+    aggregate_images,
+)
+
+__all__ = ["SIDECAR_NAMES", "build", "placeholder"]
+
+# Fields that change on every harvest without the record changing.
+_VOLATILE = ("modified",)
+
+
+def _title_from_folder(folder: str, source: SourceSettings) -> str:
+    last = folder.rstrip("/").rsplit("/", 1)[-1] if folder else source.name
+    return last.replace("_", " ").strip() or source.name
+
+
+def placeholder(ds_id: str, folder: str, source: SourceSettings, node_id: str) -> Dataset:
+    """A draft stand-in written with the first images of a dataset, until it is finalised."""
+    return Dataset(
+        id=ds_id,
+        title=_title_from_folder(folder, source),
+        lifecycle=Lifecycle.draft,
+        visibility=Visibility(source.visibility),
+        data_access=DataAccess(source.data_access),
+        data_location=DataLocation(path=folder),
+        provenance=Provenance(origin_node=node_id, source=source.name),
+    )
+
+
+def _methods_from_images(images: list[Image]) -> list[Term]:
+    seen: dict[str, Term] = {}
+    for im in images:
+        for ch in im.channels:
+            if ch.acquisition_mode:
+                term = method_for_acquisition_mode(ch.acquisition_mode)
+                if term is not None:
+                    seen.setdefault(term.iri or term.label, term)
+    return list(seen.values())
+
+
+def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in doc.items() if k not in _VOLATILE}
+    d["provenance"] = {k: v for k, v in (doc.get("provenance") or {}).items() if k != "last_harvested"}
+    return d
+
+
+def build(
+    ds_id: str,
+    folder: str,
+    source: SourceSettings,
+    node: NodeSettings,
+    images: list[Image],
+    existing_doc: dict[str, Any] | None,
+    sidecar_abs: str | None,
+    sidecar_rel: str | None,
+) -> tuple[Dataset, list[SidecarProblem]]:
+    """The dataset record for ``folder``, and the sidecar's problems (if any)."""
+    now = datetime.now(UTC)
+    existing = Dataset.model_validate(existing_doc) if existing_doc else None
+    sc, problems = (load_sidecar(sidecar_abs, sidecar_rel) if sidecar_abs else (None, []))
+    lifecycle = Lifecycle.published if source.publish == "auto" else Lifecycle.draft
+    if existing and existing.lifecycle is Lifecycle.withdrawn:
+        lifecycle = Lifecycle.withdrawn  # a curator's withdrawal outlives re-harvests
+    elif existing and existing.lifecycle is Lifecycle.published:
+        lifecycle = Lifecycle.published
+    acquired = [im.acquired_at for im in images if im.acquired_at]
+    first_seen = existing.provenance.first_seen if existing and existing.provenance.first_seen else now
+
+    def pick(attr: str, default: Any) -> Any:
+        value = getattr(sc, attr, None) if sc else None
+        return default if value is None else value
+
+    ds = Dataset(
+        id=ds_id,
+        identifier=existing.identifier if existing else None,
+        title=pick("title", _title_from_folder(folder, source)),
+        description=pick("description", None),
+        creators=pick("creators", []),
+        contributors=pick("contributors", []),
+        keywords=pick("keywords", []),
+        organisms=pick("organisms", []),
+        imaging_methods=pick("imaging_methods", None) or _methods_from_images(images),
+        sample=pick("sample", None),
+        instruments=pick("instruments", []),
+        license=pick("license", source.license or None),
+        created=min(acquired) if acquired else (existing.created if existing else None),
+        issued=(existing.issued if existing and existing.issued else (now if lifecycle is Lifecycle.published else None)),
+        embargo_end=embargo_datetime(pick("embargo_end", None)),
+        publisher=node.name,
+        funding=pick("funding", []),
+        related_publications=pick("related_publications", []),
+        version=pick("version", None),
+        data_location=DataLocation(path=folder),
+        visibility=Visibility(pick("visibility", Visibility(source.visibility))),
+        data_access=DataAccess(pick("data_access", DataAccess(source.data_access))),
+        access_contact=pick("access_contact", node.contact_email or None),
+        lifecycle=lifecycle,
+        withdrawn_reason=existing.withdrawn_reason if existing else None,
+        key_values=pick("key_values", {}),
+        provenance=Provenance(origin_node=node.id, source=source.name, first_seen=first_seen, last_harvested=now),
+        modified=now,
+    )
+    ds = aggregate_images(ds, images)
+    if existing and _comparable(ds.to_json()) == _comparable(existing.to_json()):
+        ds = ds.model_copy(update={"modified": existing.modified})
+    return ds, problems

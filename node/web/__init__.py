@@ -1,0 +1,1 @@
+"""The portal: server-rendered pages (Jinja, no JavaScript needed), their CSS, and error pages."""

@@ -1,0 +1,71 @@
+"""``fairnode worker``: the one background process that runs harvests on their schedules.
+
+The scheduler lives here and never inside ``create_app``: every web worker
+would otherwise run every job again. Two runs of one source never overlap:
+APScheduler's ``max_instances=1`` covers this process, the catalog's source
+lease (``RunStore.acquire``) covers other processes and hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from node.config import Config
+from node.errors import ConflictError
+
+log = logging.getLogger(__name__)
+
+
+def harvest_job(config: Config, engine: Engine, source: str) -> None:
+    """One scheduled harvest; a run already in progress elsewhere is skipped, not queued."""
+    from node.harvest.runner import Harvester
+
+    try:
+        run = Harvester(config, engine).run(source)
+    except ConflictError as e:
+        log.warning("skipped scheduled harvest: %s", e)
+        return
+    log.info("harvest %s: %s %s", source, run.status, run.counts)
+
+
+def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingScheduler:
+    """A scheduler with one cron job per source that has a schedule."""
+    sched = BlockingScheduler(timezone=config.worker.timezone, **kwargs)
+    for src in config.sources:
+        if not src.schedule:
+            continue
+        sched.add_job(
+            harvest_job,
+            CronTrigger.from_crontab(src.schedule, timezone=config.worker.timezone),
+            args=(config, engine, src.name),
+            id=f"harvest:{src.name}",
+            name=f"harvest {src.name}",
+            max_instances=1,
+            coalesce=True,  # after downtime, one catch-up run rather than a burst
+            misfire_grace_time=3600,
+        )
+    return sched
+
+
+def run_worker(config: Config, engine: Engine) -> None:
+    sched = build_scheduler(config, engine)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.warning("signal %s: stopping the scheduler after running jobs end", signum)
+        sched.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    jobs = sched.get_jobs()
+    print(f"fairnode worker: {len(jobs)} scheduled job(s); Ctrl-C to stop", flush=True)
+    for job in jobs:
+        print(f"  {job.name}: {job.trigger}", flush=True)
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
