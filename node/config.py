@@ -470,3 +470,20 @@ def _toml_value(v: Any) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
+
+
+def settings_markdown() -> str:
+    """The settings table of docs/configuration.md, generated from the declarations."""
+    rows = ["| setting | default | allowed | what it does |", "| --- | --- | --- | --- |"]
+    for key, f in declared_settings():
+        if key == "harvest.sources":
+            continue
+        default = _default(f)
+        shown = "(required)" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING else f"`{_toml_value(default)}`"
+        choices = ", ".join(f"`{c}`" for c in f.metadata.get("choices", ())) or ""
+        rows.append(f"| `{key}` | {shown} | {choices} | {f.metadata['help']} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m node.config > table: regenerate the docs table
+    print(settings_markdown(), end="")

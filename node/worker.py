@@ -54,11 +54,12 @@ def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingSc
 
 
 def run_worker(config: Config, engine: Engine) -> None:
+    """Run the scheduler until SIGTERM or Ctrl-C; running harvests finish before it exits."""
     sched = build_scheduler(config, engine)
 
     def stop(signum: int, _frame: Any) -> None:
-        log.warning("signal %s: stopping the scheduler after running jobs end", signum)
-        sched.shutdown(wait=True)
+        # Leave the blocking loop from the main thread; the shutdown below waits for jobs.
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     jobs = sched.get_jobs()
@@ -68,4 +69,7 @@ def run_worker(config: Config, engine: Engine) -> None:
     try:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
-        pass
+        log.warning("stopping: waiting for running harvests to end")
+    finally:
+        if sched.running:
+            sched.shutdown(wait=True)

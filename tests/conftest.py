@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ from node.records import (
     Objective,
     PhysicalSize,
     Provenance,
-    ReadStatus,
     Size5D,
     Visibility,
     aggregate_images,
@@ -163,7 +162,10 @@ class CatalogActions:
                 Channel(name="GFP", fluor="EGFP", excitation_nm=488.0, emission_nm=507.0),
             ],
             "objective": Objective(
-                model="Plan-Apochromat", manufacturer="Zeiss", magnification=63.0, na=1.4,
+                model="Plan-Apochromat",
+                manufacturer="Zeiss",
+                magnification=63.0,
+                na=1.4,
                 immersion="Oil",
             ),
             "microscope": Instrument(manufacturer="Zeiss", model="LSM 980", type="Inverted"),
@@ -205,20 +207,24 @@ class CatalogActions:
             self.records.save_images(s, images, source="microscopy")
         return dataset
 
-    def add_simple(self, dataset_id: str, n_images: int = 1, **kw: Any) -> tuple[Dataset, list[Image]]:
+    def add_simple(
+        self, dataset_id: str, n_images: int = 1, **kw: Any
+    ) -> tuple[Dataset, list[Image]]:
         """A dataset with ``n_images`` images, each with a thumbnail on disk."""
         images = [self.with_thumbnail(self.image(dataset_id, f"img{i}")) for i in range(n_images)]
         return self.add(self.dataset(dataset_id, **kw), images), images
 
     def with_thumbnail(self, image: Image) -> Image:
-        """Write a real PNG for ``image`` into the node's thumbnail folder, as the harvester does."""
+        """Write a real PNG for ``image`` into the thumbnail folder, as the harvester does."""
         folder = self.config.thumbnail_dir
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{image.id}.png"
         PILImage.new("RGB", (8, 6), (200, 30, 90)).save(folder / name, format="PNG")
         return image.model_copy(update={"thumbnail": name})
 
-    def run_with_errors(self, source: str, errors: list[tuple[str, str]], status: str = "completed") -> int:
+    def run_with_errors(
+        self, source: str, errors: list[tuple[str, str]], status: str = "completed"
+    ) -> int:
         """A finished harvest run of ``source`` with per-file errors (path, reason)."""
         run_id = self.runs.start_run(source)
         self.runs.add_errors(run_id, [HarvestError(path=p, reason=r) for p, r in errors])
@@ -229,12 +235,3 @@ class CatalogActions:
 @pytest.fixture
 def catalog(config: Config, engine: Engine) -> CatalogActions:
     return CatalogActions(config, engine)
-
-
-def minutes(n: int) -> datetime:
-    """T0 plus ``n`` minutes: distinct, ordered modification times."""
-    return T0 + timedelta(minutes=n)
-
-
-# Re-exported for tests that build records by hand.
-__all__ = ["BASE_URL", "NODE_ID", "CatalogActions", "ReadStatus", "minutes"]

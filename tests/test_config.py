@@ -122,3 +122,10 @@ def test_every_setting_is_documented():
     doc = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [key for key, _ in declared_settings() if f"`{key}`" not in doc]
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
+
+
+def test_settings_table_in_docs_is_current():
+    from node.config import settings_markdown
+
+    doc = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert settings_markdown() in doc, "regenerate the table: python -m node.config"

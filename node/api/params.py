@@ -82,10 +82,14 @@ def parse_cursor(raw: str | None) -> str | None:
     return raw
 
 
-def page_args(args: MultiDict[str, str], web: WebSettings, *, extra: Iterable[str] = ()) -> PageArgs:
+def page_args(
+    args: MultiDict[str, str], web: WebSettings, *, extra: Iterable[str] = ()
+) -> PageArgs:
     """Validated paging arguments; unknown parameters are refused, not ignored."""
     reject_unknown(args, {"limit", "cursor", *extra})
-    return PageArgs(limit=parse_limit(args.get("limit"), web), cursor=parse_cursor(args.get("cursor")))
+    return PageArgs(
+        limit=parse_limit(args.get("limit"), web), cursor=parse_cursor(args.get("cursor"))
+    )
 
 
 def check_record_id(kind: str, record_id: str) -> str:

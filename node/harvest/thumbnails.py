@@ -64,7 +64,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _COLOR = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
-_TIFF_FORMATS = {"ome-tiff", "tiff", "tif", "ome-tif", "imagej", "imagej-tiff", "svs"}
+# TIFF-based formats tifffile reads natively (with their pyramids: SVS, NDPI, SCN).
+_TIFF_FORMATS = {"ome-tiff", "tiff", "tif", "ome-tif", "imagej", "lsm", "svs", "ndpi", "scn"}
+_TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".lsm", ".svs", ".ndpi", ".scn")
 _COMPANION_SUFFIXES = (".companion.ome", ".ome.xml", ".ome")
 
 
@@ -265,12 +267,14 @@ def _write_png(picture: PILImage.Image, out_dir: Path, image_id: str, name: str)
 
 
 def _zarr() -> Any | None:
-    """The zarr module, or None when it is not installed (it is optional)."""
+    """The zarr module (v3 or later, which tifffile's ``aszarr`` stores speak), or None when it
+    is not installed: it is optional and every reader here has a fallback without it."""
     try:
         import zarr
     except ImportError:
         return None
-    return zarr
+    major = str(getattr(zarr, "__version__", "0")).split(".")[0]
+    return zarr if major.isdigit() and int(major) >= 3 else None
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -281,11 +285,11 @@ def _read_planes(image: Image, path: Path, source_root: Path, max_side: int) -> 
     lower = path.name.lower()
     if fmt == "ome-zarr" or (path.is_dir() and lower.endswith(".zarr")):
         return _read_ome_zarr(image, path, max_side)
-    if lower.endswith(_COMPANION_SUFFIXES) and not lower.endswith((".tif", ".tiff")):
+    if lower.endswith(_COMPANION_SUFFIXES):
         return _read_companion(image, path, source_root, max_side)
     if fmt == "ome-xml":
         raise ThumbnailError(f"{image.path}: no pixel data (OME-XML without TIFF members)")
-    if fmt in _TIFF_FORMATS or lower.endswith((".tif", ".tiff", ".btf", ".tf8")):
+    if fmt in _TIFF_FORMATS or lower.endswith(_TIFF_SUFFIXES):
         return _read_tiff(image, path, source_root, max_side)
     return _read_bioio(image, path, max_side)
 
@@ -339,7 +343,7 @@ def _read_tiff(
             metadata_file = _binary_only_metadata_file(tif.ome_metadata)
             if metadata_file and follow:
                 target = _inside(source_root, metadata_file, name, base=path.parent)
-                if target.name.lower().endswith((".tif", ".tiff")):
+                if target.name.lower().endswith(_TIFF_SUFFIXES):
                     # tifffile follows the UUID links from the master; follow only one hop
                     # so that two members pointing at each other cannot loop.
                     return _read_tiff(image, target, source_root, max_side, follow=False)

@@ -42,7 +42,8 @@ def handle_error(e: Exception) -> Response | tuple[Response | str, int, list[tup
         # Keep headers such as Allow (405) but not the HTML content type of werkzeug's page.
         headers = [(k, v) for k, v in e.get_headers() if k.lower() != "content-type"]
     else:
-        log.exception("%s %s failed", request.method, request.path)
+        # Called by Flask with the exception, not inside an except block: pass it explicitly.
+        log.error("%s %s failed", request.method, request.path, exc_info=e)
         status, message = 500, INTERNAL_ERROR
     if wants_json():
         return jsonify(error_body(status, message, errors)), status, headers

@@ -43,6 +43,13 @@ def publication_url(value: str | None) -> str | None:
     return http_url(value)
 
 
+def paragraphs(text: str | None) -> list[str]:
+    """``text`` split at blank lines (any line ending), without empty paragraphs."""
+    if not text:
+        return []
+    return [p.strip() for p in re.split(r"\r?\n[ \t]*\r?\n", text) if p.strip()]
+
+
 def format_datetime(value: datetime | None) -> str:
     """A UTC timestamp such as ``2024-05-01 13:45 UTC``; empty for None."""
     if value is None:
@@ -94,6 +101,7 @@ def dataset_thumbnail_id(dataset: Dataset) -> str | None:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "http_url": http_url,
+    "paragraphs": paragraphs,
     "publication_url": publication_url,
     "datetime": format_datetime,
     "date": format_date,

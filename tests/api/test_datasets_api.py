@@ -41,8 +41,10 @@ def get_json(client: FlaskClient, url: str, status: int = 200) -> Any:
 def assert_error_shape(body: Any, status: int) -> None:
     assert set(body) == {"error", "errors", "status"}
     assert body["status"] == status
-    assert isinstance(body["error"], str) and body["error"]
-    assert isinstance(body["errors"], list) and all(isinstance(e, str) for e in body["errors"])
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    assert isinstance(body["errors"], list)
+    assert all(isinstance(e, str) for e in body["errors"])
 
 
 def walk(client: FlaskClient, url: str, limit: int) -> tuple[list[str], list[int]]:
@@ -74,8 +76,14 @@ def test_paging_visits_every_public_published_dataset_exactly_once(client, catal
         catalog.add(ds, [catalog.image(ds.id)])
         expected.append(ds.id)
     for lifecycle, visibility in [p.values for p in HIDDEN]:
-        catalog.add(catalog.dataset(f"ds-hidden-{lifecycle}-{visibility}", lifecycle=lifecycle,
-                                    visibility=visibility, modified=T0 + timedelta(minutes=1)))
+        catalog.add(
+            catalog.dataset(
+                f"ds-hidden-{lifecycle}-{visibility}",
+                lifecycle=lifecycle,
+                visibility=visibility,
+                modified=T0 + timedelta(minutes=1),
+            )
+        )
 
     for limit in (1, 3, 5, 8, 20):
         ids, totals = walk(client, "/api/v1/datasets", limit)
@@ -103,8 +111,13 @@ def test_hidden_records_never_reach_anonymous_callers(
     client, catalog, lifecycle, visibility
 ) -> None:
     public, public_images = catalog.add_simple("ds-public", 1)
-    hidden_ds = catalog.dataset("ds-hidden", "Secret hidden dataset", lifecycle=lifecycle,
-                                visibility=visibility, modified=T0 + timedelta(days=1))
+    hidden_ds = catalog.dataset(
+        "ds-hidden",
+        "Secret hidden dataset",
+        lifecycle=lifecycle,
+        visibility=visibility,
+        modified=T0 + timedelta(days=1),
+    )
     hidden_image = catalog.with_thumbnail(catalog.image(hidden_ds.id, "secret"))
     catalog.add(hidden_ds, [hidden_image])
 
@@ -215,9 +228,8 @@ FORGED_CURSORS = [
 
 @pytest.mark.xfail(
     strict=True,
-    reason="node/catalog/service.py list_datasets and runs.py list_runs do not check the types "
-    "inside a decoded cursor (id must be str/int, date must carry a zone): forged cursors "
-    "give 500. Needs a fix there; the API cannot know the cursor's inside.",
+    reason="needs a fix in node/catalog (service.list_datasets, runs.list_runs): values inside "
+    "a decoded cursor are not type-checked, so forged cursors give 500; drop this mark then",
 )
 @pytest.mark.parametrize(("url", "keys"), FORGED_CURSORS)
 def test_forged_cursor_contents_are_400_not_500(client, catalog, url, keys) -> None:
@@ -270,8 +282,13 @@ def test_image_json_carries_the_technical_metadata(client, catalog) -> None:
     assert "72 dpi" in z["suspicious"]
     assert z["value_um"] is None
     x = body["physical_size_detail"]["x"]
-    assert x == {"value_um": 0.065, "original_value": 65.0, "original_unit": "nm",
-                 "source": "ome-xml", "suspicious": None}
+    assert x == {
+        "value_um": 0.065,
+        "original_value": 65.0,
+        "original_unit": "nm",
+        "source": "ome-xml",
+        "suspicious": None,
+    }
     assert [c["name"] for c in body["channels"]] == ["DAPI", "GFP"]
     assert body["channels"][1]["fluor"] == "EGFP"
     assert body["channels"][1]["excitation_nm"] == 488.0
@@ -289,17 +306,30 @@ def test_image_json_carries_the_technical_metadata(client, catalog) -> None:
 
 
 def test_image_json_for_sparse_and_failed_images(client, catalog) -> None:
-    bare = catalog.image("ds-sparse", "bare", size=None, physical_size={}, channels=[],
-                         objective=None, microscope=None, acquired_at=None)
-    failed = catalog.image("ds-sparse", "broken", status=ReadStatus.failed,
-                           error="truncated TIFF: offset 4096 beyond end of file (1024 bytes)")
+    bare = catalog.image(
+        "ds-sparse",
+        "bare",
+        size=None,
+        physical_size={},
+        channels=[],
+        objective=None,
+        microscope=None,
+        acquired_at=None,
+    )
+    failed = catalog.image(
+        "ds-sparse",
+        "broken",
+        status=ReadStatus.failed,
+        error="truncated TIFF: offset 4096 beyond end of file (1024 bytes)",
+    )
     catalog.add(catalog.dataset("ds-sparse"), [bare, failed])
 
     body = get_json(client, f"/api/v1/images/{bare.id}")
     assert body["size"] is None
     assert body["physical_size_um"] == {"x": None, "y": None, "z": None}
     assert body["physical_size_detail"] == {"x": None, "y": None, "z": None}
-    assert body["objective"] is None and body["microscope"] is None
+    assert body["objective"] is None
+    assert body["microscope"] is None
     assert body["thumbnail_url"] is None
     body = get_json(client, f"/api/v1/images/{failed.id}")
     assert body["status"] == "failed"
@@ -357,11 +387,15 @@ def test_runs_show_errors_with_path_and_reason(client, catalog) -> None:
     run = body["items"][1]
     assert run["source"] == "microscopy"
     assert run["status"] == "completed"
-    assert run["start"] and run["end"]
+    assert run["start"]
+    assert run["end"]
     assert run["counts"] == {"files_seen": 10, "images": 7, "errors": 2}
     assert run["errors"] == [
-        {"path": "lab/a/broken.ome.tif", "reason": "truncated TIFF: offset beyond end of file",
-         "level": "error"},
+        {
+            "path": "lab/a/broken.ome.tif",
+            "reason": "truncated TIFF: offset beyond end of file",
+            "level": "error",
+        },
         {"path": "lab/b/secret", "reason": "permission denied", "level": "error"},
     ]
     assert get_json(client, f"/api/v1/harvest/runs/{second}") == run
@@ -400,3 +434,15 @@ def test_create_app_opens_the_configured_database(config, engine, catalog) -> No
         assert threading.active_count() == threads
     finally:
         app.extensions["fairnode"].records.engine.dispose()
+
+
+def test_secret_key_comes_from_the_environment_or_is_random(config, engine, monkeypatch) -> None:
+    from node.app import create_app
+
+    monkeypatch.setenv("FAIRNODE_SECRET_KEY", "from-the-environment")
+    assert create_app(config, engine=engine).secret_key == "from-the-environment"
+    monkeypatch.delenv("FAIRNODE_SECRET_KEY")
+    first = create_app(config, engine=engine).secret_key
+    second = create_app(config, engine=engine).secret_key
+    assert first != second
+    assert len(first) >= 32

@@ -40,12 +40,14 @@ def um(im: Image) -> dict[str, float | None]:
 def test_ome_artificial_samples(rel: str, xyzct: tuple[int, ...], names: list[None]) -> None:
     [im] = one(rel, "ome-tiff")
     assert im.status is ReadStatus.ok, im.error
-    assert im.format == "OME-TIFF" and im.media_type == "image/tiff"
+    assert im.format == "OME-TIFF"
+    assert im.media_type == "image/tiff"
     assert (im.size.x, im.size.y, im.size.z, im.size.c, im.size.t) == xyzct
     assert im.pixel_type == "int8"
     assert [c.name for c in im.channels] == names  # "Channel:0:n" ids are not names
     assert im.physical_size == {}  # "No PhysicalSize"
-    assert im.path == rel and im.files == [rel]
+    assert im.path == rel
+    assert im.files == [rel]
     assert im.id == image_id("test", rel, 0)
     assert im.file_size == (SAMPLES / rel).stat().st_size
 
@@ -67,8 +69,10 @@ def test_aics_ome_tiff_has_instrument_metadata() -> None:
     assert um(im)["z"] is None
     assert im.physical_size["x"].source == "ome-xml"
     [ch] = im.channels
-    assert ch.name == "Bright" and ch.fluor == "TL Brightfield"
-    assert ch.illumination == "Transmitted" and ch.acquisition_mode == "SpinningDiskConfocal"
+    assert ch.name == "Bright"
+    assert ch.fluor == "TL Brightfield"
+    assert ch.illumination == "Transmitted"
+    assert ch.acquisition_mode == "SpinningDiskConfocal"
     assert ch.color == "#ffffff"  # Color="-1"
     obj = im.objective
     assert obj.model == "Plan-Apochromat 20x/0.8 M27"
@@ -88,7 +92,8 @@ def test_multifile_companion_is_one_image_of_five_planes() -> None:
     assert im.status is ReadStatus.ok, im.error
     assert im.format == "OME-TIFF"
     assert (im.size.x, im.size.y, im.size.z, im.size.c, im.size.t) == (18, 24, 5, 1, 1)
-    assert im.pixel_type == "uint8" and im.dimension_order == "XYCTZ"
+    assert im.pixel_type == "uint8"
+    assert im.dimension_order == "XYCTZ"
     assert im.name == "multifile"
     assert im.acquired_at == datetime(2010, 3, 2, 15, 8, 59, tzinfo=UTC)
     assert im.path == "ome-tiff-multifile/multifile.companion.ome"
@@ -120,7 +125,8 @@ def test_imagej_tiff_pixel_size_from_resolution_and_unit() -> None:
 
 def test_instrument_spec_sample() -> None:
     [im] = one("ome-xml/instrument.ome.xml", "ome-xml")
-    assert im.status is ReadStatus.metadata_only and "instrument.ome.xml" in im.error
+    assert im.status is ReadStatus.metadata_only
+    assert "instrument.ome.xml" in im.error
     assert im.format == "OME-XML"
     assert (im.size.x, im.size.y) == (6, 4)
     obj = im.objective
@@ -134,7 +140,9 @@ def test_instrument_spec_sample() -> None:
     assert im.acquired_at == datetime(2010, 2, 23, 12, 51, 30, tzinfo=UTC)
     # 10000 um per pixel (1 cm): kept but flagged
     ps = im.physical_size["x"]
-    assert ps.value_um is None and ps.original_value == 10000.0 and ps.original_unit == "µm"
+    assert ps.value_um is None
+    assert ps.original_value == 10000.0
+    assert ps.original_unit == "µm"
     assert "implausib" in ps.suspicious
     assert im.channels[0].color == "#800000"  # Color="-2147483648" = 0x80000000 RGBA
 
@@ -158,7 +166,8 @@ def test_metadata_only_pixels() -> None:
     [im] = one("ome-xml/metadata-only.ome.xml", "ome-xml")  # 18x24x5x1x5
     assert (im.size.x, im.size.y, im.size.z, im.size.c, im.size.t) == (18, 24, 5, 1, 5)
     assert im.status is ReadStatus.metadata_only
-    assert "MetadataOnly" in im.error and "metadata-only.ome.xml" in im.error
+    assert "MetadataOnly" in im.error
+    assert "metadata-only.ome.xml" in im.error
     assert im.acquired_at == datetime(2010, 3, 2, 10, 1, 15, tzinfo=UTC)
 
 
@@ -228,4 +237,5 @@ def test_czi_aics() -> None:
     assert (im.size.x, im.size.y, im.size.c) == (475, 325, 1)
     assert [c.name for c in im.channels] == ["Bright"]
     assert um(im)["x"] == pytest.approx(1.0833, abs=1e-3)
-    assert im.objective.magnification == 20 and im.objective.na == pytest.approx(0.8)
+    assert im.objective.magnification == 20
+    assert im.objective.na == pytest.approx(0.8)

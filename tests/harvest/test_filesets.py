@@ -54,7 +54,8 @@ def test_missing_member_of_companion_set_is_a_note(tmp_path: Path) -> None:
     [im] = extract_fileset(fs, "t")
     assert im.size.z == 5
     assert im.status is ReadStatus.metadata_only
-    assert "multifile-Z3.ome.tiff" in im.error and "missing" in im.error
+    assert "multifile-Z3.ome.tiff" in im.error
+    assert "missing" in im.error
     assert any("multifile-Z3.ome.tiff" in n for n in im.notes)
 
 
@@ -67,7 +68,8 @@ def test_binary_only_members_without_their_metadata_file(tmp_path: Path) -> None
     assert names(filesets[0]) == tiffs
     [im] = extract_fileset(filesets[0], "t")
     assert im.status is ReadStatus.failed
-    assert "BinaryOnly" in im.error and "multifile.companion.ome" in im.error
+    assert "BinaryOnly" in im.error
+    assert "multifile.companion.ome" in im.error
     assert "multifile-Z1.ome.tiff" in im.error
     assert len(im.files) == 5
 
@@ -103,7 +105,8 @@ def test_master_ome_tiff_links_its_binary_only_member(tmp_path: Path) -> None:
     ]
     [im] = extract_fileset(filesets[0], "t")
     assert im.status is ReadStatus.ok, im.error
-    assert im.size.z == 2 and [c.name for c in im.channels] == ["DAPI"]
+    assert im.size.z == 2
+    assert [c.name for c in im.channels] == ["DAPI"]
     assert im.files == ["a.ome.tif", "b.ome.tif"]
 
 
@@ -220,7 +223,8 @@ def test_ome_zarr_directory(tmp_path: Path, writer) -> None:
     ]
     [im] = extract_fileset(filesets[0], "t")
     assert im.status is ReadStatus.ok, im.error
-    assert im.format == "OME-Zarr" and im.name == "cells"
+    assert im.format == "OME-Zarr"
+    assert im.name == "cells"
     assert (im.size.x, im.size.y, im.size.z, im.size.c, im.size.t) == (48, 32, 3, 2, 1)
     assert im.pixel_type == "uint16"
     assert im.pyramid_levels == 2
@@ -248,4 +252,5 @@ def test_ome_zarr_without_level_zero_metadata_is_metadata_only(tmp_path: Path) -
     [fs] = group_filesets([entry])
     [im] = extract_fileset(fs, "t")
     assert im.status is ReadStatus.metadata_only
-    assert "c.zarr" in im.error and "missing" in im.error
+    assert "c.zarr" in im.error
+    assert "missing" in im.error

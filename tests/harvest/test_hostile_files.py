@@ -48,14 +48,17 @@ def test_truncated_tiff_keeping_its_ome_xml(tmp_path: Path) -> None:
         'SizeC="1" SizeT="1"><TiffData PlaneCount="3"/></Pixels></Image></OME>'
     )
     data = np.arange(3 * 64 * 64, dtype=np.uint16).reshape(3, 64, 64)
-    tifffile.imwrite(tmp_path / "cut.ome.tif", data, description=xml, metadata=None)
+    tifffile.imwrite(
+        tmp_path / "cut.ome.tif", data, description=xml, metadata=None, photometric="minisblack"
+    )
     full = (tmp_path / "cut.ome.tif").stat().st_size
     os.truncate(tmp_path / "cut.ome.tif", full // 2)
     [im] = extract_all(tmp_path)
     # The header and OME-XML survive, the pixels do not.
     assert im.status is ReadStatus.metadata_only
     assert (im.size.x, im.size.y, im.size.z) == (64, 64, 3)
-    assert "cut.ome.tif" in im.error and "truncated" in im.error
+    assert "cut.ome.tif" in im.error
+    assert "truncated" in im.error
 
 
 def test_truncated_tiff_that_lost_its_ome_xml(tmp_path: Path) -> None:
@@ -66,7 +69,8 @@ def test_truncated_tiff_that_lost_its_ome_xml(tmp_path: Path) -> None:
     os.truncate(tmp_path / "cut.ome.tif", full // 2)
     [im] = extract_all(tmp_path)
     assert im.status is ReadStatus.metadata_only
-    assert "cut.ome.tif" in im.error and "truncated" in im.error
+    assert "cut.ome.tif" in im.error
+    assert "truncated" in im.error
 
 
 def test_truncated_plain_tiff_first_strip(tmp_path: Path) -> None:
@@ -74,7 +78,8 @@ def test_truncated_plain_tiff_first_strip(tmp_path: Path) -> None:
     os.truncate(tmp_path / "cut.tif", 4000)
     [im] = extract_all(tmp_path)
     assert im.status in (ReadStatus.metadata_only, ReadStatus.failed)
-    assert "cut.tif" in im.error and "truncated" in im.error
+    assert "cut.tif" in im.error
+    assert "truncated" in im.error
 
 
 def test_corrupt_tiff(tmp_path: Path) -> None:
@@ -121,7 +126,8 @@ def test_voxel_count_the_file_cannot_hold(tmp_path: Path) -> None:
     # 1,000,000 x 1,000,000 pixels are within the side limit but not in a 300-byte file.
     (tmp_path / "big.tif").write_bytes(_absurd_tiff(1_000_000, 1_000_000))
     im = only_failure(tmp_path, "big.tif")
-    assert "1000000x1000000" in im.error and "cannot hold" in im.error
+    assert "1000000x1000000" in im.error
+    assert "cannot hold" in im.error
 
 
 def test_ome_xml_claiming_absurd_size_in_tiny_ome_tiff(tmp_path: Path) -> None:
@@ -204,7 +210,8 @@ def test_file_deleted_between_grouping_and_extraction(tmp_path: Path) -> None:
     (tmp_path / "gone.ome.tif").unlink()
     [im] = extract_fileset(fs, "t")
     assert im.status is ReadStatus.failed
-    assert "gone.ome.tif" in im.error and "vanished" in im.error
+    assert "gone.ome.tif" in im.error
+    assert "vanished" in im.error
 
 
 def test_companion_member_deleted_between_grouping_and_extraction(tmp_path: Path) -> None:
@@ -230,13 +237,15 @@ def test_directory_named_like_a_file(tmp_path: Path, name: str, kind: str) -> No
     assert [fs.main.rel for fs in filesets] == [name]
     [im] = extract_fileset(single(tmp_path / name, kind), "t")
     assert im.status is ReadStatus.failed
-    assert name in im.error and "directory" in im.error
+    assert name in im.error
+    assert "directory" in im.error
 
 
 def test_not_ome_xml(tmp_path: Path) -> None:
     (tmp_path / "svg.ome.xml").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     im = only_failure(tmp_path, "svg.ome.xml")
-    assert "not OME-XML" in im.error and "<svg>" in im.error
+    assert "not OME-XML" in im.error
+    assert "<svg>" in im.error
 
 
 def test_malformed_ome_xml(tmp_path: Path) -> None:

@@ -22,8 +22,21 @@ from node.records import (
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class StructureChecker(HTMLParser):
@@ -90,14 +103,19 @@ def full_dataset(catalog, dataset_id: str = "ds-full", title: str = "Mitosis in 
     ds = catalog.dataset(
         dataset_id,
         title,
-        description="Time-lapse of dividing HeLa cells.\n\nSecond paragraph.",
-        creators=[Person(name="Ada Lovelace", orcid="0000-0002-1825-0097",
-                         affiliation="https://ror.org/02mhbdp94")],
+        description="Time-lapse of dividing HeLa cells.\r\n\r\nSecond paragraph.",
+        creators=[
+            Person(
+                name="Ada Lovelace",
+                orcid="0000-0002-1825-0097",
+                affiliation="https://ror.org/02mhbdp94",
+            )
+        ],
         keywords=["mitosis", "live imaging"],
-        organisms=[Term(label="Homo sapiens",
-                        iri="http://purl.obolibrary.org/obo/NCBITaxon_9606")],
-        imaging_methods=[Term(label="confocal microscopy",
-                              iri="http://purl.obolibrary.org/obo/FBbi_00000251")],
+        organisms=[Term(label="Homo sapiens", iri="http://purl.obolibrary.org/obo/NCBITaxon_9606")],
+        imaging_methods=[
+            Term(label="confocal microscopy", iri="http://purl.obolibrary.org/obo/FBbi_00000251")
+        ],
         license="CC-BY-4.0",
         created=datetime(2023, 11, 1, tzinfo=UTC),
         issued=datetime(2024, 1, 15, tzinfo=UTC),
@@ -106,8 +124,12 @@ def full_dataset(catalog, dataset_id: str = "ds-full", title: str = "Mitosis in 
         access_contact="imaging@example.org",
     )
     good = catalog.with_thumbnail(catalog.image(ds.id, "cells"))
-    failed = catalog.image(ds.id, "broken", status=ReadStatus.failed,
-                           error="truncated TIFF: offset 4096 beyond end of file")
+    failed = catalog.image(
+        ds.id,
+        "broken",
+        status=ReadStatus.failed,
+        error="truncated TIFF: offset 4096 beyond end of file",
+    )
     return catalog.add(ds, [good, failed]), good, failed
 
 
@@ -134,7 +156,8 @@ def test_home_shows_node_counts_and_latest(client, catalog) -> None:
     assert 'id="count-datasets">2<' in body
     assert 'id="count-images">3<' in body
     assert body.index("Beta dataset") < body.index("Alpha dataset")  # newest first
-    assert 'action="/datasets"' in body and 'name="q"' in body
+    assert 'action="/datasets"' in body
+    assert 'name="q"' in body
     # The search box leads to the list until search exists, and says so.
     body = page(client, "/datasets?q=mitosis")
     assert "Search is not available yet" in body
@@ -152,7 +175,8 @@ def test_dataset_page_shows_record_and_technical_values(client, catalog) -> None
     assert '<a href="http://purl.obolibrary.org/obo/NCBITaxon_9606">Homo sapiens</a>' in body
     assert '<a href="http://purl.obolibrary.org/obo/FBbi_00000251">confocal microscopy</a>' in body
     assert 'href="https://spdx.org/licenses/CC-BY-4.0"' in body
-    assert "Created 2023-11-01" in body and "Issued 2024-01-15" in body
+    assert "Created 2023-11-01" in body
+    assert "Issued 2024-01-15" in body
     assert "Metadata: public · Data: restricted" in body
     assert "imaging@example.org" in body
     assert "<code>lab/mitosis</code>" in body
@@ -206,8 +230,13 @@ def test_image_page_shows_all_technical_metadata(client, catalog) -> None:
 def test_dataset_list_pages_through_every_dataset(client, catalog) -> None:
     titles = []
     for i in range(7):
-        ds, _ = catalog.add_simple(f"ds-{i}", 1, title=f"Dataset number {i}",
-                                   description="word " * 200, modified=T0 + timedelta(minutes=i))
+        ds, _ = catalog.add_simple(
+            f"ds-{i}",
+            1,
+            title=f"Dataset number {i}",
+            description="word " * 200,
+            modified=T0 + timedelta(minutes=i),
+        )
         titles.append(ds.title)
     seen: list[str] = []
     url: str | None = "/datasets"
@@ -225,8 +254,10 @@ def test_dataset_list_pages_through_every_dataset(client, catalog) -> None:
 
 
 def test_harvest_runs_page_lists_errors(client, catalog) -> None:
-    catalog.run_with_errors("microscopy", [("lab/a/broken.ome.tif", "truncated TIFF"),
-                                           ("lab/b/secret", "permission denied")])
+    catalog.run_with_errors(
+        "microscopy",
+        [("lab/a/broken.ome.tif", "truncated TIFF"), ("lab/b/secret", "permission denied")],
+    )
     body = page(client, "/harvest/runs")
     assert "Run 1: microscopy" in body
     assert "<code>lab/a/broken.ome.tif</code>" in body
@@ -252,10 +283,17 @@ def test_hostile_text_is_escaped_everywhere(client, catalog) -> None:
         data_location=DataLocation(path=HOSTILE, url="javascript:alert(4)"),
         related_publications=["javascript:alert(5)"],
     )
-    image = catalog.with_thumbnail(catalog.image(
-        ds.id, HOSTILE, key_values={HOSTILE: HOSTILE}, tags=[HOSTILE], notes=[HOSTILE],
-        error=HOSTILE, status=ReadStatus.metadata_only,
-    ))
+    image = catalog.with_thumbnail(
+        catalog.image(
+            ds.id,
+            HOSTILE,
+            key_values={HOSTILE: HOSTILE},
+            tags=[HOSTILE],
+            notes=[HOSTILE],
+            error=HOSTILE,
+            status=ReadStatus.metadata_only,
+        )
+    )
     catalog.add(ds, [image])
     catalog.run_with_errors("microscopy", [(HOSTILE, HOSTILE)])
     for url in ("/", "/datasets", f"/datasets/{ds.id}", f"/images/{image.id}", "/harvest/runs"):
@@ -289,8 +327,15 @@ def test_bad_cursor_gets_the_400_page(client) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/datasets", "/datasets/ds-nope", "/api/v1/datasets", "/api/v1/nope",
-            "/static/portal.css"]
+    "url",
+    [
+        "/",
+        "/datasets",
+        "/datasets/ds-nope",
+        "/api/v1/datasets",
+        "/api/v1/nope",
+        "/static/portal.css",
+    ],
 )
 def test_security_headers_on_every_response(client, url) -> None:
     r = client.get(url)
@@ -309,8 +354,7 @@ def test_security_headers_on_every_response(client, url) -> None:
 
 def test_thumbnails_follow_the_access_policy(client, catalog) -> None:
     _public, (public_image,) = catalog.add_simple("ds-public", 1)
-    _private, (private_image,) = catalog.add_simple("ds-private", 1,
-                                                    visibility=Visibility.private)
+    _private, (private_image,) = catalog.add_simple("ds-private", 1, visibility=Visibility.private)
     with client.get(f"/thumbnails/{public_image.id}.png") as r:
         assert r.status_code == 200
         assert r.mimetype == "image/png"
@@ -325,8 +369,15 @@ def test_thumbnails_follow_the_access_policy(client, catalog) -> None:
 
 @pytest.mark.parametrize(
     "stored_name",
-    [None, "../../catalog.sqlite3", "/etc/passwd", "sub/dir.png", "missing.png", ".hidden.png",
-     "ok.png\n"],
+    [
+        None,
+        "../../catalog.sqlite3",
+        "/etc/passwd",
+        "sub/dir.png",
+        "missing.png",
+        ".hidden.png",
+        "ok.png\n",
+    ],
 )
 def test_thumbnail_names_from_records_are_never_trusted_as_paths(
     client, catalog, stored_name
@@ -340,8 +391,11 @@ def test_thumbnail_names_from_records_are_never_trusted_as_paths(
 
 def test_thumbnail_url_with_path_tricks_is_404(client, catalog) -> None:
     catalog.add_simple("ds-public", 1)
-    for url in ("/thumbnails/..%2Fcatalog.sqlite3.png", "/thumbnails/../catalog.png",
-                "/thumbnails/%00.png"):
+    for url in (
+        "/thumbnails/..%2Fcatalog.sqlite3.png",
+        "/thumbnails/../catalog.png",
+        "/thumbnails/%00.png",
+    ):
         r = client.get(url)
         assert r.status_code == 404, url
         r.close()
