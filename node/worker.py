@@ -62,11 +62,11 @@ def run_worker(config: Config, engine: Engine) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    jobs = sched.get_jobs()
-    print(f"fairnode worker: {len(jobs)} scheduled job(s); Ctrl-C to stop", flush=True)
-    for job in jobs:
-        print(f"  {job.name}: {job.trigger}", flush=True)
     try:
+        jobs = sched.get_jobs()
+        print(f"fairnode worker: {len(jobs)} scheduled job(s); Ctrl-C to stop", flush=True)
+        for job in jobs:
+            print(f"  {job.name}: {job.trigger}", flush=True)
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         log.warning("stopping: waiting for running harvests to end")

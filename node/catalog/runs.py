@@ -222,7 +222,7 @@ class RunStore:
                 count_q = count_q.where(HarvestRunRow.source == source)
             if cursor:
                 (last_id,) = decode_cursor(cursor, 1)
-                if not isinstance(last_id, int):
+                if not isinstance(last_id, int) or isinstance(last_id, bool):
                     raise BadRequestError(f"cursor {cursor[:60]!r} is not valid")
                 q = q.where(and_(HarvestRunRow.id < last_id))
             rows = s.scalars(q.order_by(HarvestRunRow.id.desc()).limit(limit + 1)).all()

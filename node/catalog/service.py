@@ -108,7 +108,10 @@ class RecordService:
                 try:
                     mod = datetime.fromisoformat(mod_s)
                 except (TypeError, ValueError):
-                    raise BadRequestError(f"cursor {cursor[:60]!r} is not valid") from None
+                    mod = None
+                # A forged cursor must not reach SQL with the wrong types (a 500 otherwise).
+                if mod is None or mod.tzinfo is None or not isinstance(last_id, str):
+                    raise BadRequestError(f"cursor {cursor[:60]!r} is not valid")
                 q = q.where(
                     or_(
                         DatasetRow.modified < mod,

@@ -253,6 +253,7 @@ def group_filesets(entries: list[FileEntry]) -> list[Fileset]:
                 if r != name:
                     link(name, r)
         elif k == "data":
+            rank[name] = 8  # never the main file: its header is
             header = os.path.splitext(name)[0] + _COMPANION_DATA[os.path.splitext(name)[1].lower()]
             for cand in by_name:
                 if cand.lower() == header.lower():

@@ -9,6 +9,7 @@ message names the file and the reason.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as DET
@@ -48,12 +49,19 @@ def parse_xml(data: str | bytes, name: str, *, max_bytes: int | None = None) -> 
         raise XmlError(f"{name}: XML could not be decoded: {exc}") from None
 
 
-def read_xml_file(path: str, name: str | None = None, *, max_bytes: int | None = None) -> Element:
+def read_xml_file(
+    path: str,
+    name: str | None = None,
+    *,
+    max_bytes: int | None = None,
+    prefilter: Callable[[str], str] | None = None,
+) -> Element:
     """Read and parse the XML file at ``path``; ``name`` (default: path) is used in messages.
 
     An oversize file is refused from its size, without reading it (and at most
     ``max_bytes + 1`` bytes are ever read, in case it grows meanwhile). OSError (missing,
-    unreadable, a directory) propagates: the caller reports I/O separately.
+    unreadable, a directory) propagates: the caller reports I/O separately. ``prefilter``
+    may cut a UTF-8 text down before parsing (the whole text is parsed if the cut one fails).
     """
     label = name or path
     max_bytes = MAX_XML_BYTES if max_bytes is None else max_bytes
@@ -67,4 +75,16 @@ def read_xml_file(path: str, name: str | None = None, *, max_bytes: int | None =
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise XmlError(f"{label}: XML file is larger than the {max_bytes} byte limit; not parsed")
+    if prefilter is not None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # another encoding: let the parser read the declaration
+        else:
+            cut = prefilter(text)
+            if cut is not text:
+                try:
+                    return parse_xml(cut, label, max_bytes=max_bytes)
+                except XmlError:
+                    pass  # the cut went wrong: parse everything, and report that
     return parse_xml(data, label, max_bytes=max_bytes)

@@ -254,3 +254,24 @@ def test_ome_zarr_without_level_zero_metadata_is_metadata_only(tmp_path: Path) -
     assert im.status is ReadStatus.metadata_only
     assert "c.zarr" in im.error
     assert "missing" in im.error
+
+
+def test_bioformats2raw_layout_gives_one_image_per_series(tmp_path: Path) -> None:
+    root = tmp_path / "plate.zarr"
+    root.mkdir()
+    (root / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    (root / ".zattrs").write_text(json.dumps({"bioformats2raw.layout": 3}))
+    write_zarr_v04(root / "0")
+    write_zarr_v04(root / "1")
+    assert is_ome_zarr_dir(str(root))
+    meta = sorted(Path(p).relative_to(root).as_posix() for p in zarr_metadata_files(str(root)))
+    assert meta == [".zattrs", ".zgroup"] + [
+        f"{s}/{f}" for s in "01" for f in (".zattrs", ".zgroup", "0/.zarray")
+    ]
+    entry = FileEntry(rel="plate.zarr", abs=str(root), size=1, mtime_ns=1, is_dir=True)
+    images = extract_fileset(group_filesets([entry])[0], "t")
+    assert [(im.series, im.status, im.size.x) for im in images] == [
+        (0, ReadStatus.ok, 48),
+        (1, ReadStatus.ok, 48),
+    ]
+    assert images[0].id != images[1].id

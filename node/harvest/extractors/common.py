@@ -55,6 +55,9 @@ class ExtractError(Exception):
 
 
 def format_for(name: str, kind: str = "") -> str:
+    """Format name of a fileset from its kind (when it decides) or its main file's suffix."""
+    if kind in ("ome-tiff", "ome-zarr"):  # e.g. an .ome.xml companion of TIFF files
+        return "OME-TIFF" if kind == "ome-tiff" else "OME-Zarr"
     low = name.lower()
     for suffix, fmt in FORMAT_BY_SUFFIX:
         if low.endswith(suffix):

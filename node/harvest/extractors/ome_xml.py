@@ -463,7 +463,7 @@ def image_from_ome(
 def extract_ome_xml(fs: Fileset, source: str) -> list[Image]:
     """An OME-XML file on its own: all metadata, no pixels (status metadata_only)."""
     rel = fs.main.rel
-    doc = parse_ome(read_xml_file(fs.main.abs, rel), rel)
+    doc = parse_ome(read_xml_file(fs.main.abs, rel, prefilter=strip_unused_elements), rel)
     if doc.binary_only is not None:
         raise XmlError(f"{rel}: OME-XML says BinaryOnly; its metadata is in {doc.binary_only!r}")
     if not doc.images:

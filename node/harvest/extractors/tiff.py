@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import operator
 import os
+import re
 import struct
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -45,6 +46,7 @@ MAX_SIDE = 1 << 24  # 16.7 M pixels on a side: beyond any microscope or slide sc
 # compression of real images (deflate tops out near 1000:1).
 MAX_RATIO = 1 << 16
 XML_SUFFIXES = (".companion.ome", ".ome.xml", ".ome")
+_OME_ROOT_RE = re.compile(r"<(?:\w+:)?OME[\s>]")  # the root tag, any namespace prefix
 
 _BYTES = {
     "bit": 0.125,
@@ -108,7 +110,7 @@ def _resolution(page: Any) -> tuple[float | None, float | None, int | None]:
 
 
 def _parse_description(desc: str, rel: str) -> Element:
-    """The OME-XML of a TIFF description, parsed without its (unused) XMLAnnotations."""
+    """The OME-XML of a TIFF description, parsed without the elements the catalog ignores."""
     label = f"{rel} (ImageDescription)"
     stripped = strip_unused_elements(desc)
     if stripped is desc:
@@ -124,7 +126,8 @@ def extract_tiff(fs: Fileset, source: str) -> list[Image]:
     main = fs.main
     if main.rel.lower().endswith(XML_SUFFIXES):
         check_regular_file(main.abs, main.rel)
-        doc = parse_ome(read_xml_file(main.abs, main.rel), main.rel)
+        root = read_xml_file(main.abs, main.rel, prefilter=strip_unused_elements)
+        doc = parse_ome(root, main.rel)
         return _ome_records(fs, source, doc, [], None, (ReadStatus.ok, None), 1)
     size = check_regular_file(main.abs, main.rel)
     notes: list[str] = []
@@ -137,7 +140,7 @@ def extract_tiff(fs: Fileset, source: str) -> list[Image]:
             page = tif.pages.first
             ifd_state = _check_first_ifd(main.rel, page, size)
             desc = page.description or ""
-            if "<OME" in desc[:4096] or "<ome:OME" in desc[:4096]:
+            if _OME_ROOT_RE.search(desc, 0, 4096):
                 doc = parse_ome(_parse_description(desc, main.rel), main.rel)
                 levels = 1 + len(page.subifds or ())
                 images = _ome_records(fs, source, doc, notes, page, ifd_state, levels)
