@@ -17,7 +17,9 @@ log = logging.getLogger("fairnode")
 def _load(ctx: click.Context) -> Config:
     path = ctx.obj.get("config_path")
     if not path:
-        raise click.UsageError("no configuration: pass --config FILE or set FAIRNODE_CONFIG (see `fairnode init`)")
+        raise click.UsageError(
+            "no configuration: pass --config FILE or set FAIRNODE_CONFIG (see `fairnode init`)"
+        )
     try:
         return load_config(path)
     except ConfigError as e:
@@ -56,7 +58,12 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--id", "node_id", default="my-node", help="The node id to write.")
 @click.option("--name", default="My imaging facility", help="The node name to write.")
-@click.option("--source", "source_path", default="/data/microscopy", help="Folder of the first harvest source.")
+@click.option(
+    "--source",
+    "source_path",
+    default="/data/microscopy",
+    help="Folder of the first harvest source.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing node.toml.")
 def init(directory: str, node_id: str, name: str, source_path: str, force: bool) -> None:
     """Write a commented starter DIRECTORY/node.toml."""
@@ -73,9 +80,14 @@ def init(directory: str, node_id: str, name: str, source_path: str, force: bool)
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration and explain every problem (file, key, why)."""
     cfg = _load(ctx)
-    click.echo(f"{cfg.path}: OK — node {cfg.node.id!r} ({cfg.node.level}), {len(cfg.sources)} source(s)")
+    click.echo(
+        f"{cfg.path}: OK — node {cfg.node.id!r} ({cfg.node.level}), {len(cfg.sources)} source(s)"
+    )
     for s in cfg.sources:
-        click.echo(f"  source {s.name!r}: {cfg.resolve(s.path)} schedule={s.schedule or 'manual'} publish={s.publish}")
+        click.echo(
+            f"  source {s.name!r}: {cfg.resolve(s.path)} "
+            f"schedule={s.schedule or 'manual'} publish={s.publish}"
+        )
     click.echo(f"  database: {_redact(cfg.database_url)}")
     click.echo(f"  data_dir: {cfg.data_dir}")
 
@@ -134,7 +146,13 @@ def _harvest(cfg: Config, names: list[str], *, quiet: bool = False) -> bool:
     engine = _engine(cfg)
     failed = False
     for name in names:
-        bar = tqdm(desc=f"harvest {name}", unit=" files", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(
+            desc=f"harvest {name}",
+            unit=" files",
+            disable=quiet,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
 
         def progress(files: int, errors: int, folder: str, bar: tqdm = bar) -> None:
             bar.update(files - bar.n)
@@ -160,7 +178,9 @@ def _harvest(cfg: Config, names: list[str], *, quiet: bool = False) -> bool:
         for e in run.errors[:20]:
             click.echo(f"  {e.level}: {e.path}: {e.reason}", err=True)
         if run.error_total > 20:
-            click.echo(f"  … {run.error_total - 20} more: GET /api/v1/harvest/runs/{run.id}", err=True)
+            click.echo(
+                f"  … {run.error_total - 20} more: GET /api/v1/harvest/runs/{run.id}", err=True
+            )
     return failed
 
 
@@ -175,8 +195,14 @@ def worker(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", default="var/demo", show_default=True, help="Where the demo node lives.")
-@click.option("--samples", default=None, help="Folder of sample files (default: the repository's tests/data/samples).")
+@click.option(
+    "--dir", "directory", default="var/demo", show_default=True, help="Where the demo node lives."
+)
+@click.option(
+    "--samples",
+    default=None,
+    help="Folder of sample files (default: the repository's tests/data/samples).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Port (default 5000, or env PORT).")
 @click.option("--no-serve", is_flag=True, help="Set up and harvest, but do not serve.")

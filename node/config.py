@@ -63,7 +63,6 @@ class NodeSettings:
     contact_email: str = setting("", help="Contact address published in the node's metadata.")
 
 
-
 @dataclass
 class DatabaseSettings:
     """[database]: the catalog database."""
@@ -166,7 +165,9 @@ class Config:
             if s.name == name:
                 return s
         names = ", ".join(s.name for s in self.harvest.sources) or "none configured"
-        raise ConfigError([Problem(self._where, "harvest.sources", f"no source {name!r} ({names})")])
+        raise ConfigError(
+            [Problem(self._where, "harvest.sources", f"no source {name!r} ({names})")]
+        )
 
     @property
     def _where(self) -> str:
@@ -249,7 +250,16 @@ def _coerce(value: Any, want: type, key: str, where: str, problems: list[Problem
     if want is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
             return value.lower() in ("1", "true", "yes", "on")
     elif want is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -268,7 +278,9 @@ def _coerce(value: Any, want: type, key: str, where: str, problems: list[Problem
     return None
 
 
-def _build(cls: type, table: dict[str, Any], prefix: str, where: str, problems: list[Problem], env: bool) -> Any:
+def _build(
+    cls: type, table: dict[str, Any], prefix: str, where: str, problems: list[Problem], env: bool
+) -> Any:
     kwargs: dict[str, Any] = {}
     known = {f.name for f in dataclasses.fields(cls)}
     for key in table:
@@ -314,7 +326,9 @@ def _check_node(node: NodeSettings, where: str, problems: list[Problem]) -> None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         problems.append(Problem(where, "node.base_url", f"{node.base_url!r} is not an http(s) URL"))
     elif node.base_url.endswith("/"):
-        problems.append(Problem(where, "node.base_url", f"{node.base_url!r}: drop the trailing '/'"))
+        problems.append(
+            Problem(where, "node.base_url", f"{node.base_url!r}: drop the trailing '/'")
+        )
 
 
 def _check_cron(expr: str) -> str | None:
@@ -332,7 +346,9 @@ def _check_source(
 ) -> None:
     key = f"harvest.sources[{i}]"
     if not SOURCE_NAME_RE.match(src.name):
-        problems.append(Problem(where, f"{key}.name", f"{src.name!r} must be a slug (a-z, 0-9, '-')"))
+        problems.append(
+            Problem(where, f"{key}.name", f"{src.name!r} must be a slug (a-z, 0-9, '-')")
+        )
     root = Path(os.path.expanduser(src.path))
     root = root if root.is_absolute() else cfg_dir / root
     if not root.is_dir():
@@ -366,10 +382,14 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
             table = {}
         built[section] = _build(cls, table, f"{section}.", where, problems, env)
     harvest: HarvestSettings | None = built["harvest"]
-    raw_sources = data.get("harvest", {}).get("sources", []) if isinstance(data.get("harvest"), dict) else []
+    raw_sources = (
+        data.get("harvest", {}).get("sources", []) if isinstance(data.get("harvest"), dict) else []
+    )
     sources: list[SourceSettings] = []
     if not isinstance(raw_sources, list):
-        problems.append(Problem(where, "harvest.sources", "must be an array of tables [[harvest.sources]]"))
+        problems.append(
+            Problem(where, "harvest.sources", "must be an array of tables [[harvest.sources]]")
+        )
         raw_sources = []
     seen: set[str] = set()
     for i, table in enumerate(raw_sources):
@@ -377,7 +397,9 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
         if src is None:
             continue
         if src.name in seen:
-            problems.append(Problem(where, f"harvest.sources[{i}].name", f"duplicate source {src.name!r}"))
+            problems.append(
+                Problem(where, f"harvest.sources[{i}].name", f"duplicate source {src.name!r}")
+            )
         seen.add(src.name)
         _check_source(src, i, base_dir, where, problems)
         sources.append(src)
@@ -386,11 +408,19 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
     url = data.get("database", {}).get("url", "") if isinstance(data.get("database"), dict) else ""
     if isinstance(url, str) and urlsplit(url).password:
         problems.append(
-            Problem(where, "database.url", "holds a password: put the URL in FAIRNODE_DATABASE_URL instead")
+            Problem(
+                where,
+                "database.url",
+                "holds a password: put the URL in FAIRNODE_DATABASE_URL instead",
+            )
         )
     web = built["web"]
     if web is not None and not (1 <= web.page_size <= web.max_page_size):
-        problems.append(Problem(where, "web.page_size", f"{web.page_size} must be between 1 and web.max_page_size"))
+        problems.append(
+            Problem(
+                where, "web.page_size", f"{web.page_size} must be between 1 and web.max_page_size"
+            )
+        )
     if problems:
         raise ConfigError(problems)
     assert harvest is not None
@@ -414,7 +444,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([Problem(str(p), "-", "file not found (create one with `fairnode init DIR`)")]) from None
+        raise ConfigError(
+            [Problem(str(p), "-", "file not found (create one with `fairnode init DIR`)")]
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([Problem(str(p), "-", f"cannot read: {e}")]) from None
     try:
@@ -424,9 +456,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(data, path=p.resolve())
 
 
-def starter_toml(node_id: str = "my-node", name: str = "My imaging facility", source_path: str = "/data/microscopy") -> str:
+def starter_toml(
+    node_id: str = "my-node",
+    name: str = "My imaging facility",
+    source_path: str = "/data/microscopy",
+) -> str:
     """A commented starter node.toml, generated from the declarations so it never goes stale."""
-    lines = ["# fairnode node configuration. Every setting is documented in docs/configuration.md.", ""]
+    lines = [
+        "# fairnode node configuration. Every setting is documented in docs/configuration.md.",
+        "",
+    ]
     values = {"node.id": node_id, "node.name": name}
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
@@ -439,7 +478,9 @@ def starter_toml(node_id: str = "my-node", name: str = "My imaging facility", so
                 lines.append(f"{f.name} = {_toml_value(values[key])}")
             else:
                 default = _default(f)
-                lines.append(f"# {f.name} = {_toml_value(default)}" if default != "" else f"# {f.name} = \"\"")
+                lines.append(
+                    f"# {f.name} = {_toml_value(default)}" if default != "" else f'# {f.name} = ""'
+                )
         lines.append("")
     lines.append("[[harvest.sources]]")
     src_values = {"name": "microscopy", "path": source_path}
@@ -479,7 +520,11 @@ def settings_markdown() -> str:
         if key == "harvest.sources":
             continue
         default = _default(f)
-        shown = "(required)" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING else f"`{_toml_value(default)}`"
+        shown = (
+            "(required)"
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            else f"`{_toml_value(default)}`"
+        )
         choices = ", ".join(f"`{c}`" for c in f.metadata.get("choices", ())) or ""
         rows.append(f"| `{key}` | {shown} | {choices} | {f.metadata['help']} |")
     return "\n".join(rows) + "\n"

@@ -1,4 +1,4 @@
-"""``fairnode demo``: a node in a local folder, harvesting the real sample files shipped in the repo.
+"""``fairnode demo``: a node in a local folder harvesting the real sample files of the repo.
 
 The samples are arranged the way an imaging facility stores data
 (group/project/dataset/) with sidecar cards that say what the files cannot.
@@ -16,7 +16,11 @@ REPO_SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "samples
 # dataset folder -> (files from the samples folder, sidecar TOML)
 LAYOUT: dict[str, tuple[list[str], str]] = {
     "cell-biology/allen-cell/brightfield-reference": (
-        ["ome-tiff/aics_s_1_t_1_c_1_z_1.ome.tiff", "tiff/aics_s_1_t_1_c_1_z_1.tiff", "czi/aics_s_1_t_1_c_1_z_1.czi"],
+        [
+            "ome-tiff/aics_s_1_t_1_c_1_z_1.ome.tiff",
+            "tiff/aics_s_1_t_1_c_1_z_1.tiff",
+            "czi/aics_s_1_t_1_c_1_z_1.czi",
+        ],
         '''title = "Brightfield reference field, three file formats"
 description = """One transmitted-light field acquired on a ZEISS inverted stand with a \
 Plan-Apochromat 20x/0.8 objective, saved as CZI, as OME-TIFF (Bio-Formats) and as an ImageJ \
@@ -39,7 +43,8 @@ origin = "AllenCellModeling/aicsimageio tests/resources"
             "ome-tiff/ome-types_ome.tiff",
         ],
         '''title = "OME artificial OME-TIFF samples: channels and Z-stacks"
-description = "Synthetic images from the OME bioformats-artificial sample set, used to test OME-TIFF readers."
+description = """Synthetic images from the OME bioformats-artificial sample set, \
+used to test OME-TIFF readers."""
 license = "CC-BY-4.0"
 keywords = ["OME-TIFF", "synthetic", "test data"]
 [[creators]]
@@ -50,7 +55,8 @@ name = "Open Microscopy Environment"
         [f"ome-tiff-multifile/multifile-Z{i}.ome.tiff" for i in range(1, 6)]
         + ["ome-tiff-multifile/multifile.companion.ome"],
         '''title = "Multi-file OME-TIFF Z-stack with companion file"
-description = "Five binary-only OME-TIFF planes whose metadata lives in a .companion.ome file: one image, not five."
+description = """Five binary-only OME-TIFF planes whose metadata lives in a \
+.companion.ome file: one image, not five."""
 license = "CC-BY-4.0"
 keywords = ["OME-TIFF", "multi-file", "companion"]
 [[creators]]
@@ -66,7 +72,9 @@ name = "Open Microscopy Environment"
             "ome-xml/two-screens-two-plates-four-wells.ome.xml",
         ],
         '''title = "OME-XML specification samples: instruments, annotations and plates"
-description = "Metadata-only OME-XML documents from the OME data model specification and ome-types: a full instrument description, the tubhiswt C. elegans acquisition, map and tag annotations, and a screen/plate/well hierarchy."
+description = """Metadata-only OME-XML documents from the OME data model \
+specification and ome-types: a full instrument description, the tubhiswt C. elegans \
+acquisition, map and tag annotations, and a screen/plate/well hierarchy."""
 license = "BSD-2-Clause"
 keywords = ["OME-XML", "metadata", "high-content screening"]
 organism = "Caenorhabditis elegans"
@@ -75,7 +83,8 @@ organism = "Caenorhabditis elegans"
     "nikon/soft-matter/cluster-timelapse": (
         ["nd2/cluster.nd2"],
         '''title = "Nikon ND2 time-lapse Z-stack of a particle cluster"
-description = "A NIS-Elements ND2 file with 3 time points, 10 Z planes and 2 channels (PIMS test data)."
+description = """A NIS-Elements ND2 file with 3 time points, 10 Z planes and \
+2 channels (PIMS test data)."""
 license = "BSD-3-Clause"
 keywords = ["ND2", "time-lapse", "z-stack"]
 [[creators]]

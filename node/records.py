@@ -246,7 +246,9 @@ class Image(_Model):
     @property
     def physical_size_um(self) -> dict[str, float | None]:
         """The trusted µm sizes per axis (None where unknown or suspicious)."""
-        return {a: (self.physical_size[a].value_um if a in self.physical_size else None) for a in AXES}
+        return {
+            a: (self.physical_size[a].value_um if a in self.physical_size else None) for a in AXES
+        }
 
 
 # --------------------------------------------------------------------------- dataset

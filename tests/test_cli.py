@@ -1,4 +1,4 @@
-"""The `fairnode` command, run as a real process: init, check-config, harvest, demo, serve, worker."""
+"""The `fairnode` command as a real process: init, check-config, harvest, demo, serve, worker."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "tests" / "data" / "samples"
 
 
-def fairnode(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def fairnode(
+    *args: str, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "node.cli", *args],
         capture_output=True,
@@ -63,7 +65,11 @@ def test_init_writes_a_starter_that_check_config_explains(tmp_path: Path):
     assert again.returncode != 0
     assert "exists" in again.stderr
 
-    cfg.write_text(cfg.read_text().replace('id = "lab-a"', 'id = "Lab A"').replace("[node]", "[node]\ncolour = 1"))
+    cfg.write_text(
+        cfg.read_text()
+        .replace('id = "lab-a"', 'id = "Lab A"')
+        .replace("[node]", "[node]\ncolour = 1")
+    )
     bad = fairnode("--config", str(cfg), "check-config")
     assert bad.returncode == 2
     assert "2 problem(s)" in bad.stderr
@@ -72,7 +78,9 @@ def test_init_writes_a_starter_that_check_config_explains(tmp_path: Path):
 
 
 def test_no_config_is_a_clear_usage_error():
-    res = fairnode("check-config", env={k: v for k, v in os.environ.items() if k != "FAIRNODE_CONFIG"})
+    res = fairnode(
+        "check-config", env={k: v for k, v in os.environ.items() if k != "FAIRNODE_CONFIG"}
+    )
     assert res.returncode == 2
     assert "--config" in res.stderr
 
@@ -124,7 +132,9 @@ def test_two_processes_never_harvest_one_source_at_once(tmp_path: Path, db_url: 
     outs = [p.communicate(timeout=300) for p in procs]
     engine = open_catalog(db_url)
     with engine.connect() as c:
-        runs = c.execute(select(HarvestRunRow.started_at, HarvestRunRow.ended_at, HarvestRunRow.status)).all()
+        runs = c.execute(
+            select(HarvestRunRow.started_at, HarvestRunRow.ended_at, HarvestRunRow.status)
+        ).all()
     engine.dispose()
     assert all(r.status == "completed" for r in runs)
     if len(runs) == 2:  # the second started after the first ended
@@ -138,7 +148,16 @@ def test_two_processes_never_harvest_one_source_at_once(tmp_path: Path, db_url: 
 def test_demo_sets_up_harvests_and_serves_real_http(tmp_path: Path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "node.cli", "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "node.cli",
+            "demo",
+            "--dir",
+            str(tmp_path / "demo"),
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,

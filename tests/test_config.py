@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 def minimal(tmp_path: Path, **extra_source) -> dict:
     (tmp_path / "images").mkdir(exist_ok=True)
     return {
-        "node": {"id": "demo", "name": "Demo imaging facility", "base_url": "http://127.0.0.1:5000"},
-        "harvest": {"sources": [{"name": "microscopy", "path": str(tmp_path / "images"), **extra_source}]},
+        "node": {
+            "id": "demo",
+            "name": "Demo imaging facility",
+            "base_url": "http://127.0.0.1:5000",
+        },
+        "harvest": {
+            "sources": [{"name": "microscopy", "path": str(tmp_path / "images"), **extra_source}]
+        },
     }
 
 
@@ -66,13 +72,17 @@ def test_every_problem_is_reported_with_key_and_reason(tmp_path: Path):
     got = problems_of(data, tmp_path)
     joined = "\n".join(got)
     assert "node.id: 'Demo Node' must be a slug" in joined
-    assert "node.level: 'planet' is not one of institute, university, national, international" in joined
+    assert (
+        "node.level: 'planet' is not one of institute, university, national, international"
+        in joined
+    )
     assert "node.base_url: 'ftp://x' is not an http(s) URL" in joined
     assert "node.colour: unknown setting" in joined
     assert "web.port: expected int, got 'eighty'" in joined
     assert "harvest.sources[0].schedule: '61 * * * *'" in joined
     assert "harvest.sources[0].visibility: 'world' is not one of" in joined
-    assert "harvest.sources[0].license:" in joined and "CC-BY-9.9" in joined
+    assert "harvest.sources[0].license:" in joined
+    assert "CC-BY-9.9" in joined
     assert "harvest.sources[1].name: duplicate source 'microscopy'" in joined
     assert "harvest.sources[1].path: '/nonexistent/folder' is not a readable folder" in joined
 
@@ -111,7 +121,8 @@ def test_starter_toml_is_valid_and_mentions_every_setting(tmp_path: Path):
     text = starter_toml("lab-a", "Lab A", str(tmp_path))
     data = tomllib.loads(text)
     cfg = parse_config(data, path=tmp_path / "node.toml", env=False)
-    assert cfg.node.id == "lab-a" and cfg.sources[0].path == str(tmp_path)
+    assert cfg.node.id == "lab-a"
+    assert cfg.sources[0].path == str(tmp_path)
     for key, _field in declared_settings():
         name = key.rsplit(".", 1)[-1]
         if name != "sources":

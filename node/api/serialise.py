@@ -26,13 +26,22 @@ def thumbnail_url(image: Image, base_url: str = "") -> str | None:
     return f"{base_url}/thumbnails/{_quote(image.id)}.png"
 
 
-def dataset_thumbnail_url(dataset: Dataset, base_url: str = "") -> str | None:
-    """The thumbnail of a dataset: the one of its first image that has one."""
-    # aggregate_images copies the first image thumbnail's file name, which is "<image id>.png".
+def dataset_thumbnail_image_id(dataset: Dataset) -> str | None:
+    """The id of the image whose thumbnail represents ``dataset``, or None.
+
+    aggregate_images copies the first image thumbnail's file name, which the harvester writes
+    as ``<image id>.png``; the thumbnail route then checks access to that image as usual.
+    """
     name = dataset.thumbnail
     if not name or not name.endswith(".png"):
         return None
-    return f"{base_url}/thumbnails/{_quote(name[: -len('.png')])}.png"
+    return name[: -len(".png")]
+
+
+def dataset_thumbnail_url(dataset: Dataset, base_url: str = "") -> str | None:
+    """The thumbnail of a dataset: the one of its first image that has one."""
+    image_id = dataset_thumbnail_image_id(dataset)
+    return f"{base_url}/thumbnails/{_quote(image_id)}.png" if image_id else None
 
 
 def _physical_size_detail(image: Image) -> dict[str, dict[str, Any] | None]:

@@ -1,1 +1,1 @@
-"""The catalog: the source of truth for records (SQLAlchemy; SQLite by default, PostgreSQL at scale)."""
+"""The catalog: the source of truth for records (SQLAlchemy; SQLite or PostgreSQL)."""

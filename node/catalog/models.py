@@ -39,7 +39,11 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to the catalog; use UTC")
-        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+        return (
+            value.astimezone(UTC)
+            if dialect.name != "sqlite"
+            else value.astimezone(UTC).replace(tzinfo=None)
+        )
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -72,7 +76,9 @@ class ImageRow(Base):
     __tablename__ = "images"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
     source: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)  # the fileset's main file
     series: Mapped[int] = mapped_column(Integer, default=0)
@@ -93,7 +99,9 @@ class FileRow(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    fileset: Mapped[str | None] = mapped_column(Text)  # main file of its fileset; None: not an image
+    fileset: Mapped[str | None] = mapped_column(
+        Text
+    )  # main file of its fileset; None: not an image
     dataset_id: Mapped[str | None] = mapped_column(String(64))
 
 
@@ -114,7 +122,9 @@ class HarvestErrorRow(Base):
     __tablename__ = "harvest_errors"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("harvest_runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("harvest_runs.id", ondelete="CASCADE"), index=True
+    )
     path: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     level: Mapped[str] = mapped_column(String(16), default="error")

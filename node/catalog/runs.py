@@ -1,4 +1,4 @@
-"""Harvest runs, their per-file errors, and the per-source lease that keeps runs from overlapping."""
+"""Harvest runs, their per-file errors, and the per-source lease that keeps runs apart."""
 
 from __future__ import annotations
 
@@ -135,7 +135,11 @@ class RunStore:
 
     def release(self, source: str, holder: str) -> None:
         with self.sessions() as s:
-            s.execute(delete(SourceLockRow).where(SourceLockRow.source == source, SourceLockRow.holder == holder))
+            s.execute(
+                delete(SourceLockRow).where(
+                    SourceLockRow.source == source, SourceLockRow.holder == holder
+                )
+            )
             s.commit()
 
     def lock_holder_of(self, source: str) -> str | None:
@@ -151,9 +155,15 @@ class RunStore:
             s.execute(
                 update(HarvestRunRow)
                 .where(HarvestRunRow.source == source, HarvestRunRow.status == "running")
-                .values(status="interrupted", ended_at=now(), message="the process ended before the run finished")
+                .values(
+                    status="interrupted",
+                    ended_at=now(),
+                    message="the process ended before the run finished",
+                )
             )
-            row = HarvestRunRow(source=source, kind=kind, started_at=now(), status="running", counts={})
+            row = HarvestRunRow(
+                source=source, kind=kind, started_at=now(), status="running", counts={}
+            )
             s.add(row)
             s.commit()
             return row.id
@@ -162,15 +172,22 @@ class RunStore:
         if not errors:
             return
         with self.sessions() as s:
-            s.add_all(HarvestErrorRow(run_id=run_id, path=e.path, reason=e.reason, level=e.level) for e in errors)
+            s.add_all(
+                HarvestErrorRow(run_id=run_id, path=e.path, reason=e.reason, level=e.level)
+                for e in errors
+            )
             s.commit()
 
     def update_counts(self, run_id: int, counts: dict[str, int]) -> None:
         with self.sessions() as s:
-            s.execute(update(HarvestRunRow).where(HarvestRunRow.id == run_id).values(counts=dict(counts)))
+            s.execute(
+                update(HarvestRunRow).where(HarvestRunRow.id == run_id).values(counts=dict(counts))
+            )
             s.commit()
 
-    def finish_run(self, run_id: int, status: str, counts: dict[str, int], message: str | None = None) -> None:
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, int], message: str | None = None
+    ) -> None:
         with self.sessions() as s:
             s.execute(
                 update(HarvestRunRow)
@@ -180,7 +197,11 @@ class RunStore:
             s.commit()
 
     def _to_run(self, s: Any, row: HarvestRunRow, *, with_errors: bool) -> HarvestRun:
-        total = s.scalar(select(func.count()).select_from(HarvestErrorRow).where(HarvestErrorRow.run_id == row.id))
+        total = s.scalar(
+            select(func.count())
+            .select_from(HarvestErrorRow)
+            .where(HarvestErrorRow.run_id == row.id)
+        )
         errors = []
         if with_errors:
             errors = [
@@ -212,7 +233,9 @@ class RunStore:
                 raise NotFoundError(f"no harvest run {run_id!r}")
             return self._to_run(s, row, with_errors=True)
 
-    def list_runs(self, *, limit: int, cursor: str | None = None, source: str | None = None) -> Page[HarvestRun]:
+    def list_runs(
+        self, *, limit: int, cursor: str | None = None, source: str | None = None
+    ) -> Page[HarvestRun]:
         """Runs, newest first, each with its errors."""
         with self.sessions() as s:
             q = select(HarvestRunRow)

@@ -48,7 +48,9 @@ def decode_cursor(cursor: str, n: int) -> list:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         keys = None
     if not isinstance(keys, list) or len(keys) != n:
-        raise BadRequestError(f"cursor {cursor[:60]!r} is not valid; use the 'next' value of a previous page")
+        raise BadRequestError(
+            f"cursor {cursor[:60]!r} is not valid; use the 'next' value of a previous page"
+        )
     return keys
 
 
@@ -97,7 +99,9 @@ class RecordService:
             DatasetRow.visibility.in_([v.value for v in scope.visibilities]),
         )
 
-    def list_datasets(self, scope: ReadScope, *, limit: int, cursor: str | None = None) -> Page[Dataset]:
+    def list_datasets(
+        self, scope: ReadScope, *, limit: int, cursor: str | None = None
+    ) -> Page[Dataset]:
         """Datasets newest first, keyset-paged so pages stay correct while records change."""
         where = self._scope_filter(scope)
         with self.sessions() as s:
@@ -118,14 +122,22 @@ class RecordService:
                         and_(DatasetRow.modified == mod, DatasetRow.id < last_id),
                     )
                 )
-            rows = s.execute(q.order_by(DatasetRow.modified.desc(), DatasetRow.id.desc()).limit(limit + 1)).all()
+            rows = s.execute(
+                q.order_by(DatasetRow.modified.desc(), DatasetRow.id.desc()).limit(limit + 1)
+            ).all()
         items = [Dataset.model_validate(r.doc) for r in rows[:limit]]
-        nxt = encode_cursor(rows[limit - 1].modified, rows[limit - 1].id) if len(rows) > limit else None
+        nxt = (
+            encode_cursor(rows[limit - 1].modified, rows[limit - 1].id)
+            if len(rows) > limit
+            else None
+        )
         return Page(items, nxt, total)
 
     def get_dataset(self, dataset_id: str, scope: ReadScope) -> Dataset:
         with self.sessions() as s:
-            doc = s.scalar(select(DatasetRow.doc).where(DatasetRow.id == dataset_id, self._scope_filter(scope)))
+            doc = s.scalar(
+                select(DatasetRow.doc).where(DatasetRow.id == dataset_id, self._scope_filter(scope))
+            )
         if doc is None:
             # The same answer for "absent" and "not yours": existence is not leaked.
             raise NotFoundError(f"no dataset {dataset_id!r}")
@@ -135,7 +147,9 @@ class RecordService:
         """The images of a dataset the caller was already allowed to read."""
         with self.sessions() as s:
             docs = s.scalars(
-                select(ImageRow.doc).where(ImageRow.dataset_id == dataset_id).order_by(ImageRow.path, ImageRow.series)
+                select(ImageRow.doc)
+                .where(ImageRow.dataset_id == dataset_id)
+                .order_by(ImageRow.path, ImageRow.series)
             ).all()
         return [Image.model_validate(d) for d in docs]
 
@@ -169,7 +183,9 @@ class RecordService:
 
     # ------------------------------------------------------------------ writes
 
-    def save_dataset(self, s: Session, ds: Dataset, *, source: str | None = None, folder: str | None = None) -> None:
+    def save_dataset(
+        self, s: Session, ds: Dataset, *, source: str | None = None, folder: str | None = None
+    ) -> None:
         """Insert or replace a dataset record (in the caller's transaction)."""
         values = dataset_row_values(ds, source=source, folder=folder)
         row = s.get(DatasetRow, ds.id)
@@ -179,7 +195,9 @@ class RecordService:
             for k, v in values.items():
                 setattr(row, k, v)
 
-    def save_images(self, s: Session, images: Iterable[Image], *, source: str | None = None) -> None:
+    def save_images(
+        self, s: Session, images: Iterable[Image], *, source: str | None = None
+    ) -> None:
         for im in images:
             values = image_row_values(im, source=source)
             row = s.get(ImageRow, im.id)

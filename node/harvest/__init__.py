@@ -1,1 +1,1 @@
-"""Harvesting local storage: walk a source folder, group files, extract metadata, feed the catalog."""
+"""Harvesting local storage: walk a source, group files, extract metadata, feed the catalog."""

@@ -57,7 +57,9 @@ def _methods_from_images(images: list[Image]) -> list[Term]:
 
 def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
     d = {k: v for k, v in doc.items() if k not in _VOLATILE}
-    d["provenance"] = {k: v for k, v in (doc.get("provenance") or {}).items() if k != "last_harvested"}
+    d["provenance"] = {
+        k: v for k, v in (doc.get("provenance") or {}).items() if k != "last_harvested"
+    }
     return d
 
 
@@ -74,14 +76,16 @@ def build(
     """The dataset record for ``folder``, and the sidecar's problems (if any)."""
     now = datetime.now(UTC)
     existing = Dataset.model_validate(existing_doc) if existing_doc else None
-    sc, problems = (load_sidecar(sidecar_abs, sidecar_rel) if sidecar_abs else (None, []))
+    sc, problems = load_sidecar(sidecar_abs, sidecar_rel) if sidecar_abs else (None, [])
     lifecycle = Lifecycle.published if source.publish == "auto" else Lifecycle.draft
     if existing and existing.lifecycle is Lifecycle.withdrawn:
         lifecycle = Lifecycle.withdrawn  # a curator's withdrawal outlives re-harvests
     elif existing and existing.lifecycle is Lifecycle.published:
         lifecycle = Lifecycle.published
     acquired = [im.acquired_at for im in images if im.acquired_at]
-    first_seen = existing.provenance.first_seen if existing and existing.provenance.first_seen else now
+    first_seen = (
+        existing.provenance.first_seen if existing and existing.provenance.first_seen else now
+    )
 
     def pick(attr: str, default: Any) -> Any:
         value = getattr(sc, attr, None) if sc else None
@@ -101,7 +105,11 @@ def build(
         instruments=pick("instruments", []),
         license=pick("license", source.license or None),
         created=min(acquired) if acquired else (existing.created if existing else None),
-        issued=(existing.issued if existing and existing.issued else (now if lifecycle is Lifecycle.published else None)),
+        issued=(
+            existing.issued
+            if existing and existing.issued
+            else (now if lifecycle is Lifecycle.published else None)
+        ),
         embargo_end=embargo_datetime(pick("embargo_end", None)),
         publisher=node.name,
         funding=pick("funding", []),
@@ -114,7 +122,9 @@ def build(
         lifecycle=lifecycle,
         withdrawn_reason=existing.withdrawn_reason if existing else None,
         key_values=pick("key_values", {}),
-        provenance=Provenance(origin_node=node.id, source=source.name, first_seen=first_seen, last_harvested=now),
+        provenance=Provenance(
+            origin_node=node.id, source=source.name, first_seen=first_seen, last_harvested=now
+        ),
         modified=now,
     )
     ds = aggregate_images(ds, images)

@@ -16,7 +16,7 @@ def _digest(*parts: str) -> str:
 
 
 def dataset_id(source: str, folder: str) -> str:
-    """Id of the dataset rooted at ``folder`` (POSIX, relative to the source root; "" for the root)."""
+    """Id of the dataset rooted at ``folder`` (POSIX, relative to the source root; "" = root)."""
     return "ds-" + _digest(source, folder)
 
 

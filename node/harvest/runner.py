@@ -106,7 +106,9 @@ class Harvester:
         source = self.config.source(source_name)
         if not self.runs.acquire(source.name, self.holder, self.lease):
             other = self.runs.lock_holder_of(source.name) or "another process"
-            raise ConflictError(f"source {source.name!r} is being harvested by {other}; try again when it ends")
+            raise ConflictError(
+                f"source {source.name!r} is being harvested by {other}; try again when it ends"
+            )
         run_id = self.runs.start_run(source.name)
         state = _RunState(run_id, source, str(self.config.resolve(source.path)))
         status, message = "completed", None
@@ -150,7 +152,9 @@ class Harvester:
             ds_folder = self._dataset_folder(st, listing.rel)
             if not st.open_datasets or st.open_datasets[-1].folder != ds_folder:
                 sidecar = self._sidecar_of(st, ds_folder)
-                st.open_datasets.append(_OpenDataset(ds_folder, make_dataset_id(src.name, ds_folder), sidecar))
+                st.open_datasets.append(
+                    _OpenDataset(ds_folder, make_dataset_id(src.name, ds_folder), sidecar)
+                )
             self._dir(st, listing, st.open_datasets[-1])
             st.counts.files_seen += len(listing.files)
             if self.progress:
@@ -189,10 +193,20 @@ class Harvester:
     def _dir(self, st: _RunState, listing: DirListing, ods: _OpenDataset) -> None:
         src = st.source.name
         with self.sessions() as s:
-            rows = {r.name: r for r in s.scalars(select(FileRow).where(FileRow.source == src, FileRow.dir == listing.rel))}
+            rows = {
+                r.name: r
+                for r in s.scalars(
+                    select(FileRow).where(FileRow.source == src, FileRow.dir == listing.rel)
+                )
+            }
         current = {_name(f.rel): f for f in listing.files}
         new = [n for n in current if n not in rows]
-        changed = [n for n in current if n in rows and (rows[n].size, rows[n].mtime_ns) != (current[n].size, current[n].mtime_ns)]
+        changed = [
+            n
+            for n in current
+            if n in rows
+            and (rows[n].size, rows[n].mtime_ns) != (current[n].size, current[n].mtime_ns)
+        ]
         removed = [n for n in rows if n not in current]
         moved = any(r.dataset_id != ods.id for r in rows.values())
         st.counts.files_new += len(new)
@@ -229,10 +243,16 @@ class Harvester:
                 images.append(im.model_copy(update={"dataset_id": ods.id}))
         st.counts.filesets_extracted += len(to_extract)
         with self.sessions() as s, s.begin():
-            old_ids = {r.dataset_id for r in rows.values() if r.dataset_id and r.dataset_id != ods.id}
+            old_ids = {
+                r.dataset_id for r in rows.values() if r.dataset_id and r.dataset_id != ods.id
+            }
             mains_to_clear = [fs.main.rel for fs in to_extract] + gone_mains
             if mains_to_clear:
-                s.execute(delete(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(mains_to_clear)))
+                s.execute(
+                    delete(ImageRow).where(
+                        ImageRow.source == src, ImageRow.path.in_(mains_to_clear)
+                    )
+                )
             self._mark_dirty(s, ods.id, ods.folder, st)  # first: images need their dataset row
             if moved:
                 self._move_images(s, src, listing.rel, rows, ods.id)
@@ -262,12 +282,16 @@ class Harvester:
             elif im.status is ReadStatus.metadata_only and im.error:
                 self._problem(st, im.path, im.error, "warning")
 
-    def _move_images(self, s: Session, src: str, rel: str, rows: dict[str, FileRow], ds_id: str) -> None:
+    def _move_images(
+        self, s: Session, src: str, rel: str, rows: dict[str, FileRow], ds_id: str
+    ) -> None:
         """A sidecar appeared or vanished above: the folder's images change dataset."""
         mains = {r.fileset for r in rows.values() if r.fileset}
         if not mains:
             return
-        for row in s.scalars(select(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(mains))):
+        for row in s.scalars(
+            select(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(mains))
+        ):
             row.dataset_id = ds_id
             row.doc = {**row.doc, "dataset_id": ds_id}
 
@@ -283,12 +307,17 @@ class Harvester:
 
     # ------------------------------------------------------------------ datasets
 
-    def _finalise(self, st: _RunState, ds_id: str, folder: str, sidecar: str | None, *, only_if_dirty: bool) -> None:
+    def _finalise(
+        self, st: _RunState, ds_id: str, folder: str, sidecar: str | None, *, only_if_dirty: bool
+    ) -> None:
         with self.sessions() as s, s.begin():
             row = s.get(DatasetRow, ds_id)
             if row is None or (only_if_dirty and not row.dirty):
                 return
-            images = [Image.model_validate(d) for d in s.scalars(select(ImageRow.doc).where(ImageRow.dataset_id == ds_id))]
+            images = [
+                Image.model_validate(d)
+                for d in s.scalars(select(ImageRow.doc).where(ImageRow.dataset_id == ds_id))
+            ]
             if not images:
                 self.records.delete_dataset(s, ds_id)
                 st.counts.datasets_removed += 1
@@ -298,7 +327,14 @@ class Harvester:
                 ds_id, folder, st.source, self.config.node, images, row.doc, abs_sidecar, sidecar
             )
             for p in problems:
-                self._problem(st, p.file, p.why if not p.field else f"{p.field}: {p.why}" + (f" (line {p.line})" if p.line else ""), "error")
+                self._problem(
+                    st,
+                    p.file,
+                    p.why
+                    if not p.field
+                    else f"{p.field}: {p.why}" + (f" (line {p.line})" if p.line else ""),
+                    "error",
+                )
             self.records.save_dataset(s, ds, source=st.source.name, folder=folder)
             s.flush()
             s.get(DatasetRow, ds_id).dirty = False
@@ -307,7 +343,9 @@ class Harvester:
     def _finalise_dirty(self, st: _RunState) -> None:
         with self.sessions() as s:
             dirty = s.execute(
-                select(DatasetRow.id, DatasetRow.folder).where(DatasetRow.source == st.source.name, DatasetRow.dirty.is_(True))
+                select(DatasetRow.id, DatasetRow.folder).where(
+                    DatasetRow.source == st.source.name, DatasetRow.dirty.is_(True)
+                )
             ).all()
         for ds_id, folder in dirty:
             sidecar = None
@@ -326,11 +364,15 @@ class Harvester:
         with self.sessions() as s:
             known = s.scalars(select(FileRow.dir).where(FileRow.source == src).distinct()).all()
         vanished = [
-            d for d in known if d not in st.visited_dirs and not any(_is_under(d, bad) for bad in st.incomplete_dirs)
+            d
+            for d in known
+            if d not in st.visited_dirs and not any(_is_under(d, bad) for bad in st.incomplete_dirs)
         ]
         for d in vanished:
             with self.sessions() as s, s.begin():
-                rows = s.scalars(select(FileRow).where(FileRow.source == src, FileRow.dir == d)).all()
+                rows = s.scalars(
+                    select(FileRow).where(FileRow.source == src, FileRow.dir == d)
+                ).all()
                 mains = {r.fileset for r in rows if r.fileset}
                 ds_ids = {r.dataset_id for r in rows if r.dataset_id}
                 if mains:
@@ -363,7 +405,9 @@ class Harvester:
                 state, name = "failed", None
                 if im.status is ReadStatus.ok:
                     try:
-                        name = make_thumbnail(im, Path(st.root), out, max_side=self.config.harvest.thumbnail_size)
+                        name = make_thumbnail(
+                            im, Path(st.root), out, max_side=self.config.harvest.thumbnail_size
+                        )
                         state = "done"
                     except ThumbnailError as e:
                         self._problem(st, im.path, f"thumbnail: {e}", "warning")
@@ -379,7 +423,11 @@ class Harvester:
                     if name:
                         row.doc = {**row.doc, "thumbnail": name}
                         if row.dataset_id:
-                            s.execute(update(DatasetRow).where(DatasetRow.id == row.dataset_id).values(dirty=True))
+                            s.execute(
+                                update(DatasetRow)
+                                .where(DatasetRow.id == row.dataset_id)
+                                .values(dirty=True)
+                            )
                 self._beat(st)
             self._finalise_dirty(st)
 
@@ -406,7 +454,9 @@ class Harvester:
         self._flush_errors(st)
         self.runs.update_counts(st.run_id, st.counts.as_dict())
         if not self.runs.heartbeat(st.source.name, self.holder, self.lease):
-            raise ConflictError(f"lost the lease of source {st.source.name!r}; another run took over")
+            raise ConflictError(
+                f"lost the lease of source {st.source.name!r}; another run took over"
+            )
 
 
 def _name(rel: str) -> str:
@@ -416,4 +466,3 @@ def _name(rel: str) -> str:
 def _is_under(rel: str, folder: str) -> bool:
     """Whether ``rel`` is ``folder`` or below it ("" is the root, above everything)."""
     return folder == "" or rel == folder or rel.startswith(folder + "/")
-

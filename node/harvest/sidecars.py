@@ -19,7 +19,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from node.ontologies import UnknownTermError, resolve_imaging_method, resolve_license, resolve_organism
+from node.ontologies import (
+    UnknownTermError,
+    resolve_imaging_method,
+    resolve_license,
+    resolve_organism,
+)
 from node.records import DataAccess, Funding, Person, Term, Visibility
 
 SIDECAR_NAMES = ("dataset.toml", "dataset.yaml", "dataset.yml", "dataset.json")
@@ -83,9 +88,14 @@ class SidecarModel(BaseModel):
     instruments: list[str] = Field(default_factory=list)
     key_values: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
-    _list = field_validator("keywords", "organism", "imaging_method", "related_publications", "instruments", mode="before")(
-        classmethod(lambda cls, v: _listify(v))
-    )
+    _list = field_validator(
+        "keywords",
+        "organism",
+        "imaging_method",
+        "related_publications",
+        "instruments",
+        mode="before",
+    )(classmethod(lambda cls, v: _listify(v)))
 
 
 @dataclass
@@ -130,7 +140,9 @@ def _yaml_line(text: str, loc: tuple) -> int | None:
                     line, nxt = k.start_mark.line + 1, v
                     break
             node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
@@ -190,21 +202,31 @@ def _parse(text: str, fmt: str, file: str) -> tuple[dict | None, SidecarProblem 
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"line (\d+)", str(e))
         # tomllib says "at end of document" without a line number for a truncated file.
-        line = int(m.group(1)) if m else (text.count("\n") + 1 if "end of document" in str(e) else None)
+        line = (
+            int(m.group(1))
+            if m
+            else (text.count("\n") + 1 if "end of document" in str(e) else None)
+        )
         return None, SidecarProblem(file, line, None, f"not valid TOML: {e}")
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        return None, SidecarProblem(file, mark.line + 1 if mark else None, None, f"not valid YAML: {e}")
+        return None, SidecarProblem(
+            file, mark.line + 1 if mark else None, None, f"not valid YAML: {e}"
+        )
     except json.JSONDecodeError as e:
         return None, SidecarProblem(file, e.lineno, None, f"not valid JSON: {e.msg}")
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        return None, SidecarProblem(file, 1, None, f"must be a mapping of keys to values, not {type(data).__name__}")
+        return None, SidecarProblem(
+            file, 1, None, f"must be a mapping of keys to values, not {type(data).__name__}"
+        )
     return data, None
 
 
-def _validate(data: dict, text: str, fmt: str, file: str, problems: list[SidecarProblem]) -> SidecarModel:
+def _validate(
+    data: dict, text: str, fmt: str, file: str, problems: list[SidecarProblem]
+) -> SidecarModel:
     """Validate, dropping each bad top-level field (reported) until the rest is valid."""
     data = dict(data)
     for _ in range(len(data) + 1):
@@ -217,7 +239,9 @@ def _validate(data: dict, text: str, fmt: str, file: str, problems: list[Sidecar
                 top = loc[0] if loc else None
                 msg = err["msg"]
                 if err["type"] == "extra_forbidden":
-                    msg = "unknown key (known: " + ", ".join(sorted(SidecarModel.model_fields)) + ")"
+                    msg = (
+                        "unknown key (known: " + ", ".join(sorted(SidecarModel.model_fields)) + ")"
+                    )
                 problems.append(SidecarProblem(file, _line_of(text, fmt, loc), _dotted(loc), msg))
                 if top in data:
                     del data[top]
@@ -227,7 +251,9 @@ def _validate(data: dict, text: str, fmt: str, file: str, problems: list[Sidecar
     return SidecarModel()
 
 
-def _person(c: SidecarCreator, idx: int, key: str, text: str, fmt: str, file: str, problems: list) -> Person | None:
+def _person(
+    c: SidecarCreator, idx: int, key: str, text: str, fmt: str, file: str, problems: list
+) -> Person | None:
     try:
         return Person(name=c.name, orcid=c.orcid, affiliation=c.affiliation, role=c.role)
     except ValidationError as e:
@@ -241,7 +267,9 @@ def _person(c: SidecarCreator, idx: int, key: str, text: str, fmt: str, file: st
             return None
 
 
-def _terms(values: list[str], key: str, resolve, text: str, fmt: str, file: str, problems: list) -> list[Term]:
+def _terms(
+    values: list[str], key: str, resolve, text: str, fmt: str, file: str, problems: list
+) -> list[Term]:
     out: list[Term] = []
     for v in values:
         try:
@@ -251,11 +279,15 @@ def _terms(values: list[str], key: str, resolve, text: str, fmt: str, file: str,
     return out
 
 
-def load_sidecar(path: str | Path, display: str | None = None) -> tuple[Sidecar | None, list[SidecarProblem]]:
+def load_sidecar(
+    path: str | Path, display: str | None = None
+) -> tuple[Sidecar | None, list[SidecarProblem]]:
     """Read one sidecar. Returns what is valid (None if nothing is) and every problem found."""
     p = Path(path)
     file = display or str(p)
-    fmt = {"toml": "toml", "yaml": "yaml", "yml": "yaml", "json": "json"}.get(p.suffix.lstrip(".").lower())
+    fmt = {"toml": "toml", "yaml": "yaml", "yml": "yaml", "json": "json"}.get(
+        p.suffix.lstrip(".").lower()
+    )
     if fmt is None:
         return None, [SidecarProblem(file, None, None, f"unknown sidecar type {p.suffix!r}")]
     try:
@@ -269,7 +301,11 @@ def load_sidecar(path: str | Path, display: str | None = None) -> tuple[Sidecar 
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        return None, [SidecarProblem(file, line, None, f"not UTF-8 (byte {raw[e.start]:#x} at offset {e.start})")]
+        return None, [
+            SidecarProblem(
+                file, line, None, f"not UTF-8 (byte {raw[e.start]:#x} at offset {e.start})"
+            )
+        ]
     data, problem = _parse(text, fmt, file)
     if problem:
         return None, [problem]
@@ -282,17 +318,23 @@ def load_sidecar(path: str | Path, display: str | None = None) -> tuple[Sidecar 
         try:
             sc.license = resolve_license(m.license).id
         except UnknownTermError as e:
-            problems.append(SidecarProblem(file, _line_of(text, fmt, ("license",)), "license", str(e)))
+            problems.append(
+                SidecarProblem(file, _line_of(text, fmt, ("license",)), "license", str(e))
+            )
     fields = m.model_fields_set
     if "keywords" in fields:
         sc.keywords = [k.strip() for k in m.keywords if k.strip()]
     if "organism" in fields:
         sc.organisms = _terms(m.organism, "organism", resolve_organism, text, fmt, file, problems)
     if "imaging_method" in fields:
-        sc.imaging_methods = _terms(m.imaging_method, "imaging_method", resolve_imaging_method, text, fmt, file, problems)
+        sc.imaging_methods = _terms(
+            m.imaging_method, "imaging_method", resolve_imaging_method, text, fmt, file, problems
+        )
     for key in ("creators", "contributors"):
         if key in fields:
-            people = [_person(c, i, key, text, fmt, file, problems) for i, c in enumerate(getattr(m, key))]
+            people = [
+                _person(c, i, key, text, fmt, file, problems) for i, c in enumerate(getattr(m, key))
+            ]
             setattr(sc, key, [p for p in people if p])
     if "funding" in fields:
         sc.funding = [Funding(**f.model_dump()) for f in m.funding]

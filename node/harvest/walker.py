@@ -60,7 +60,13 @@ def walk(
     try:
         st = os.stat(root)
     except OSError as e:
-        yield DirListing("", root, [], problems=[("", f"cannot open source root: {e.strerror}", "error")], complete=False)
+        yield DirListing(
+            "",
+            root,
+            [],
+            problems=[("", f"cannot open source root: {e.strerror}", "error")],
+            complete=False,
+        )
         return
     visited: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
     stack: list[tuple[str, str]] = [("", root)]
@@ -87,7 +93,11 @@ def walk(
             erel = _join(rel, shown)
             if shown != name:
                 listing.problems.append(
-                    (erel, "name is not valid UTF-8; catalogued with \\x escapes for the bad bytes", "warning")
+                    (
+                        erel,
+                        "name is not valid UTF-8; catalogued with \\x escapes for the bad bytes",
+                        "warning",
+                    )
                 )
             try:
                 is_link = entry.is_symlink()
@@ -122,13 +132,19 @@ def walk(
             listing.sidecar = sidecars[0]
             for extra in sidecars[1:]:
                 listing.problems.append(
-                    (_join(rel, extra), f"ignored: {sidecars[0]} in the same folder takes precedence", "warning")
+                    (
+                        _join(rel, extra),
+                        f"ignored: {sidecars[0]} in the same folder takes precedence",
+                        "warning",
+                    )
                 )
         yield listing
         stack.extend(reversed(subdirs))
 
 
-def _zarr_entry(rel: str, path: str, metadata_files: Callable[[str], list[str]] | None) -> FileEntry:
+def _zarr_entry(
+    rel: str, path: str, metadata_files: Callable[[str], list[str]] | None
+) -> FileEntry:
     """An OME-Zarr directory as one entry; its identity is its small metadata files."""
     size, mtime = 0, 0
     for f in metadata_files(path) if metadata_files else []:

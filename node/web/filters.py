@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from node.records import Dataset, Size5D
+from node.api.serialise import dataset_thumbnail_image_id
+from node.records import Size5D
 
 _DOI_RE = re.compile(r"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
 
@@ -91,14 +92,6 @@ def format_bytes(value: int | None) -> str:
     return f"{value} B"  # pragma: no cover - the loop always returns
 
 
-def dataset_thumbnail_id(dataset: Dataset) -> str | None:
-    """The image id whose thumbnail represents ``dataset`` (thumbnails are ``<image id>.png``)."""
-    name = dataset.thumbnail
-    if not name or not name.endswith(".png"):
-        return None
-    return name[: -len(".png")]
-
-
 FILTERS: dict[str, Callable[..., Any]] = {
     "http_url": http_url,
     "paragraphs": paragraphs,
@@ -108,5 +101,5 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "size5d": format_size5d,
     "number": format_number,
     "bytes": format_bytes,
-    "thumbnail_id": dataset_thumbnail_id,
+    "thumbnail_id": dataset_thumbnail_image_id,
 }

@@ -36,7 +36,10 @@ XXE = """<?xml version="1.0"?>
 
 BOMB = (
     '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">\n'
-    + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n' for i in range(1, 10))
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n'
+        for i in range(1, 10)
+    )
     + ']>\n<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
     '<Image ID="Image:0" Name="&lol9;"/></OME>\n'
 )
@@ -127,7 +130,8 @@ def test_hostile_tree_completes_and_reports_every_bad_file(tmp_path, harvest_db,
     assert statuses["bad/absurd.tif"] == "failed"
     # A second run over the same tree is stable and loses nothing.
     run2 = Harvester(cfg, harvest_db).run("store")
-    assert run2.status == "completed" and snapshot(harvest_db) == snap
+    assert run2.status == "completed"
+    assert snapshot(harvest_db) == snap
 
 
 def _without_root_privileges() -> list[str]:
@@ -150,7 +154,14 @@ def test_unreadable_files_and_folders_are_reported(tmp_path, db_url):
     os.chmod(root / "locked-dir", 0)
     try:
         proc = subprocess.run(
-            [*_without_root_privileges(), *FAIRNODE, "--config", str(cfg_file), "harvest", "--quiet"],
+            [
+                *_without_root_privileges(),
+                *FAIRNODE,
+                "--config",
+                str(cfg_file),
+                "harvest",
+                "--quiet",
+            ],
             capture_output=True,
             text=True,
             cwd=REPO,

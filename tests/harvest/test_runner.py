@@ -25,7 +25,10 @@ PUBLIC = read_scope(ANONYMOUS)
 
 def datasets_by_folder(engine) -> dict[str, Dataset]:
     with engine.connect() as c:
-        return {r.folder: Dataset.model_validate(r.doc) for r in c.execute(select(DatasetRow.folder, DatasetRow.doc))}
+        return {
+            r.folder: Dataset.model_validate(r.doc)
+            for r in c.execute(select(DatasetRow.folder, DatasetRow.doc))
+        }
 
 
 def images(engine) -> list[Image]:
@@ -33,7 +36,9 @@ def images(engine) -> list[Image]:
         return [Image.model_validate(d) for d in c.scalars(select(ImageRow.doc))]
 
 
-def test_samples_become_datasets_with_metadata_from_inside_the_files(tmp_path, harvest_db, db_url, samples_tree):
+def test_samples_become_datasets_with_metadata_from_inside_the_files(
+    tmp_path, harvest_db, db_url, samples_tree
+):
     cfg = make_config(tmp_path, db_url, samples_tree)
     run = Harvester(cfg, harvest_db).run("store")
     assert run.status == "completed", run.errors
@@ -51,30 +56,38 @@ def test_samples_become_datasets_with_metadata_from_inside_the_files(tmp_path, h
     assert bf.license == "BSD-3-Clause"
     assert [o.iri for o in bf.organisms] == ["http://purl.obolibrary.org/obo/NCBITaxon_9606"]
     assert bf.formats == ["CZI", "OME-TIFF", "TIFF"]
-    assert bf.file_count == 3 and bf.image_count == 3
+    assert bf.file_count == 3
+    assert bf.image_count == 3
     assert bf.id == dataset_id("store", "cell-biology/allen-cell/brightfield-reference")
 
     by_path = {im.path: im for im in images(harvest_db)}
     ome = by_path["cell-biology/allen-cell/brightfield-reference/aics_s_1_t_1_c_1_z_1.ome.tiff"]
     assert (ome.size.x, ome.size.y) == (475, 325)
     assert ome.physical_size_um["x"] == pytest.approx(1.0833, abs=1e-3)
-    assert ome.objective.magnification == 20 and ome.objective.na == pytest.approx(0.8)
+    assert ome.objective.magnification == 20
+    assert ome.objective.na == pytest.approx(0.8)
     assert ome.dataset_id == bf.id
 
     # The multi-file OME-TIFF is ONE image of five planes, not five images.
     mf = [im for im in by_path.values() if im.path.startswith("ome/artificial/multi-file-z-stack/")]
-    assert len(mf) == 1 and mf[0].size.z == 5 and len(mf[0].files) == 6
+    assert len(mf) == 1
+    assert mf[0].size.z == 5
+    assert len(mf[0].files) == 6
     assert ds["ome/artificial/multi-file-z-stack"].image_count == 1
 
     # Plates: 22 images from one OME-XML; published datasets are visible to anonymous readers.
     everything = images(harvest_db)
-    plates = [im for im in everything if im.path.endswith("two-screens-two-plates-four-wells.ome.xml")]
+    plates = [
+        im for im in everything if im.path.endswith("two-screens-two-plates-four-wells.ome.xml")
+    ]
     assert len(plates) == 22
     page = RecordService(harvest_db).list_datasets(PUBLIC, limit=50)
     assert page.total == 5
 
 
-def test_rescan_of_unchanged_files_reads_nothing_and_changes_nothing(tmp_path, harvest_db, db_url, samples_tree):
+def test_rescan_of_unchanged_files_reads_nothing_and_changes_nothing(
+    tmp_path, harvest_db, db_url, samples_tree
+):
     cfg = make_config(tmp_path, db_url, samples_tree)
     h = Harvester(cfg, harvest_db)
     h.run("store")
@@ -84,7 +97,8 @@ def test_rescan_of_unchanged_files_reads_nothing_and_changes_nothing(tmp_path, h
     c = run.counts
     assert c["files_unchanged"] == c["files_seen"] > 0
     assert c["files_new"] == c["files_changed"] == c["files_removed"] == 0
-    assert c["filesets_extracted"] == 0 and c["datasets_updated"] == 0
+    assert c["filesets_extracted"] == 0
+    assert c["datasets_updated"] == 0
     assert snapshot(harvest_db) == before
     assert {k: v.modified for k, v in datasets_by_folder(harvest_db).items()} == modified
 
@@ -97,16 +111,24 @@ def test_changed_new_and_vanished_files(tmp_path, harvest_db, db_url):
     cfg = make_config(tmp_path, db_url, root)
     h = Harvester(cfg, harvest_db)
     h.run("store")
-    assert {im.path for im in images(harvest_db)} == {"lab/p1/d1/a.ome.tif", "lab/p1/d1/b.ome.tif", "lab/p1/d2/c.ome.tif"}
+    assert {im.path for im in images(harvest_db)} == {
+        "lab/p1/d1/a.ome.tif",
+        "lab/p1/d1/b.ome.tif",
+        "lab/p1/d2/c.ome.tif",
+    }
     d1_before = datasets_by_folder(harvest_db)["lab/p1/d1"]
 
     # Change one file (new content and size), add one, remove a whole folder.
-    write_ome_tiff(root / "lab/p1/d1/a.ome.tif", shape=(3, 20, 30), channels=("DAPI", "GFP", "RFP"), seed=4)
+    write_ome_tiff(
+        root / "lab/p1/d1/a.ome.tif", shape=(3, 20, 30), channels=("DAPI", "GFP", "RFP"), seed=4
+    )
     write_ome_tiff(root / "lab/p1/d1/new.ome.tif", seed=5)
     shutil.rmtree(root / "lab/p1/d2")
     run = h.run("store")
     c = run.counts
-    assert c["files_changed"] == 1 and c["files_new"] == 1 and c["files_removed"] == 1
+    assert c["files_changed"] == 1
+    assert c["files_new"] == 1
+    assert c["files_removed"] == 1
     assert c["filesets_extracted"] == 2  # a.ome.tif and new.ome.tif only; b.ome.tif is not re-read
     by_path = {im.path: im for im in images(harvest_db)}
     assert set(by_path) == {"lab/p1/d1/a.ome.tif", "lab/p1/d1/b.ome.tif", "lab/p1/d1/new.ome.tif"}
@@ -134,32 +156,43 @@ def test_dataset_depth_and_sidecars_decide_the_datasets(tmp_path, harvest_db, db
     h.run("store")
     ds = datasets_by_folder(harvest_db)
     assert ds["grp/proj/ds1/sub"].title == "The sub folder"
-    assert ds["grp/proj/ds1/sub"].image_count == 1 and ds["grp/proj/ds1"].image_count == 1
+    assert ds["grp/proj/ds1/sub"].image_count == 1
+    assert ds["grp/proj/ds1"].image_count == 1
     moved = next(im for im in images(harvest_db) if im.path == "grp/proj/ds1/sub/x.ome.tif")
     assert moved.dataset_id == ds["grp/proj/ds1/sub"].id
 
     # Edit the card: the dataset follows. Remove it: the images go back.
     time.sleep(0.01)
-    (root / "grp/proj/ds1/sub/dataset.toml").write_text('title = "Renamed sub folder"\nlicense = "CC0-1.0"\n')
+    (root / "grp/proj/ds1/sub/dataset.toml").write_text(
+        'title = "Renamed sub folder"\nlicense = "CC0-1.0"\n'
+    )
     h.run("store")
     assert datasets_by_folder(harvest_db)["grp/proj/ds1/sub"].license == "CC0-1.0"
     (root / "grp/proj/ds1/sub/dataset.toml").unlink()
     h.run("store")
     ds = datasets_by_folder(harvest_db)
-    assert "grp/proj/ds1/sub" not in ds and ds["grp/proj/ds1"].image_count == 2
+    assert "grp/proj/ds1/sub" not in ds
+    assert ds["grp/proj/ds1"].image_count == 2
 
 
 def test_invalid_sidecar_is_reported_and_the_dataset_still_harvested(tmp_path, harvest_db, db_url):
     root = tmp_path / "store"
     write_ome_tiff(root / "d/a.ome.tif")
-    (root / "d/dataset.toml").write_text('title = "Good title"\norganism = "Mus muscolus"\nlicense = 42\n')
+    (root / "d/dataset.toml").write_text(
+        'title = "Good title"\norganism = "Mus muscolus"\nlicense = 42\n'
+    )
     cfg = make_config(tmp_path, db_url, root)
     run = Harvester(cfg, harvest_db).run("store")
     errs = {(e.path, e.reason) for e in run.errors}
-    assert any(p == "d/dataset.toml" and "organism" in r and "Mus muscolus" in r and "line 2" in r for p, r in errs)
+    assert any(
+        p == "d/dataset.toml" and "organism" in r and "Mus muscolus" in r and "line 2" in r
+        for p, r in errs
+    )
     assert any(p == "d/dataset.toml" and "license" in r and "line 3" in r for p, r in errs)
     ds = datasets_by_folder(harvest_db)["d"]
-    assert ds.title == "Good title" and ds.image_count == 1 and ds.organisms == []
+    assert ds.title == "Good title"
+    assert ds.image_count == 1
+    assert ds.organisms == []
 
 
 def test_draft_sources_stay_invisible_to_anonymous_readers(tmp_path, harvest_db, db_url):
@@ -194,7 +227,8 @@ def test_thumbnails_are_made_after_the_metadata(tmp_path, harvest_db, db_url):
     run = Harvester(cfg, harvest_db).run("store")
     assert run.status == "completed"
     (im,) = images(harvest_db)
-    assert im.thumbnail and (cfg.thumbnail_dir / im.thumbnail).is_file()
+    assert im.thumbnail
+    assert (cfg.thumbnail_dir / im.thumbnail).is_file()
     ds = datasets_by_folder(harvest_db)["d"]
     assert ds.thumbnail == im.thumbnail
 
@@ -206,10 +240,13 @@ def test_run_is_recorded_with_counts(tmp_path, harvest_db, db_url):
     cfg = make_config(tmp_path, db_url, root)
     run = Harvester(cfg, harvest_db).run("store")
     listed = RunStore(harvest_db).list_runs(limit=10)
-    assert listed.total == 1 and listed.items[0].id == run.id
-    assert run.counts["files_seen"] == 2 and run.counts["images_failed"] == 1
+    assert listed.total == 1
+    assert listed.items[0].id == run.id
+    assert run.counts["files_seen"] == 2
+    assert run.counts["images_failed"] == 1
     assert [e.path for e in run.errors if e.level == "error"] == ["d/broken.tif"]
     assert run.ended_at >= run.started_at
     os.utime(root / "d/a.ome.tif")  # mtime changed, content the same: re-read, same record
     run2 = Harvester(cfg, harvest_db).run("store")
-    assert run2.counts["files_changed"] == 1 and run2.status == "completed"
+    assert run2.counts["files_changed"] == 1
+    assert run2.status == "completed"

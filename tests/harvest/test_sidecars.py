@@ -85,15 +85,19 @@ def test_bad_fields_name_file_line_and_field_and_the_rest_survives(tmp_path: Pat
     sc, problems = load_sidecar(p, "lab/zebrafish/dataset.toml")
     msgs = [str(x) for x in problems]
     by_field = {x.field: x for x in problems}
-    assert by_field["colour"].line == 5 and "unknown key" in by_field["colour"].why
-    assert by_field["organism"].line == 6 and "Danio reriooo" in by_field["organism"].why
+    assert by_field["colour"].line == 5
+    assert "unknown key" in by_field["colour"].why
+    assert by_field["organism"].line == 6
+    assert "Danio reriooo" in by_field["organism"].why
     assert "Danio rerio" in by_field["organism"].why  # a suggestion
     assert by_field["creators[0].orcid"].line == 10
     assert "check digit" in by_field["creators[0].orcid"].why
     assert all(m.startswith("lab/zebrafish/dataset.toml:") for m in msgs)
     # Everything else is kept.
-    assert sc.title.startswith("Zebrafish") and sc.license == "CC-BY-4.0"
-    assert sc.creators[0].name == "Ada Lovelace" and sc.creators[0].orcid is None
+    assert sc.title.startswith("Zebrafish")
+    assert sc.license == "CC-BY-4.0"
+    assert sc.creators[0].name == "Ada Lovelace"
+    assert sc.creators[0].orcid is None
     assert sc.organisms == []
 
 
@@ -102,7 +106,8 @@ def test_yaml_line_numbers_come_from_the_parser(tmp_path: Path):
     sc, problems = load_sidecar(p)
     assert [(x.field, x.line) for x in problems] == [("visibility", 3)]
     assert "public" in problems[0].why  # says what is allowed
-    assert sc.title == "Fine" and sc.visibility is None
+    assert sc.title == "Fine"
+    assert sc.visibility is None
 
 
 @pytest.mark.parametrize(
@@ -117,23 +122,30 @@ def test_yaml_line_numbers_come_from_the_parser(tmp_path: Path):
 def test_unparseable_sidecars(tmp_path: Path, name: str, text: str, line: int, fragment: str):
     sc, problems = load_sidecar(_write(tmp_path, name, text))
     assert sc is None
-    assert problems[0].line == line and fragment in problems[0].why
+    assert problems[0].line == line
+    assert fragment in problems[0].why
 
 
 def test_not_utf8_and_oversize(tmp_path: Path):
     p = tmp_path / "dataset.toml"
     p.write_bytes(b'title = "caf\xe9"\n')
     sc, problems = load_sidecar(p)
-    assert sc is None and "not UTF-8" in problems[0].why and problems[0].line == 1
+    assert sc is None
+    assert "not UTF-8" in problems[0].why
+    assert problems[0].line == 1
     p.write_text('title = "x"\n' + "#" * (2 << 20))
     sc, problems = load_sidecar(p)
-    assert sc is None and "larger than" in problems[0].why
+    assert sc is None
+    assert "larger than" in problems[0].why
 
 
 def test_license_case_is_fixed_and_unknown_is_reported(tmp_path: Path):
     sc, problems = load_sidecar(_write(tmp_path, "dataset.toml", 'license = "cc-by-4.0"\n'))
-    assert sc.license == "CC-BY-4.0" and problems == []
+    assert sc.license == "CC-BY-4.0"
+    assert problems == []
     sc, problems = load_sidecar(
         _write(tmp_path, "dataset.toml", 'title = "t"\nlicense = "CC-BY-5.0"\n')
     )
-    assert sc.license is None and problems[0].field == "license" and problems[0].line == 2
+    assert sc.license is None
+    assert problems[0].field == "license"
+    assert problems[0].line == 2
