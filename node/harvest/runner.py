@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
@@ -193,10 +194,18 @@ class Harvester:
     def _dir(self, st: _RunState, listing: DirListing, ods: _OpenDataset) -> None:
         src = st.source.name
         with self.sessions() as s:
+            # Plain column rows, not ORM objects: this runs once per folder on every rescan.
+            cols = (
+                FileRow.name,
+                FileRow.size,
+                FileRow.mtime_ns,
+                FileRow.fileset,
+                FileRow.dataset_id,
+            )
             rows = {
                 r.name: r
-                for r in s.scalars(
-                    select(FileRow).where(FileRow.source == src, FileRow.dir == listing.rel)
+                for r in s.execute(
+                    select(*cols).where(FileRow.source == src, FileRow.dir == listing.rel)
                 )
             }
         current = {_name(f.rel): f for f in listing.files}
@@ -283,7 +292,7 @@ class Harvester:
                 self._problem(st, im.path, im.error, "warning")
 
     def _move_images(
-        self, s: Session, src: str, rel: str, rows: dict[str, FileRow], ds_id: str
+        self, s: Session, src: str, rel: str, rows: dict[str, Any], ds_id: str
     ) -> None:
         """A sidecar appeared or vanished above: the folder's images change dataset."""
         mains = {r.fileset for r in rows.values() if r.fileset}
