@@ -177,10 +177,7 @@ class Harvester:
 
     def _sidecar_of(self, st: _RunState, folder: str) -> str | None:
         if st.sidecar_dirs and st.sidecar_dirs[-1] == folder:
-            base = os.path.join(st.root, folder) if folder else st.root
-            for name in dataset_builder.SIDECAR_NAMES:
-                if os.path.isfile(os.path.join(base, name)):
-                    return f"{folder}/{name}" if folder else name
+            return _find_sidecar(st.root, folder)
         return None
 
     def _close_datasets(self, st: _RunState, rel: str | None) -> None:
@@ -357,12 +354,7 @@ class Harvester:
                 )
             ).all()
         for ds_id, folder in dirty:
-            sidecar = None
-            base = os.path.join(st.root, folder) if folder else st.root
-            for name in dataset_builder.SIDECAR_NAMES:
-                if os.path.isfile(os.path.join(base, name)):
-                    sidecar = f"{folder}/{name}" if folder else name
-                    break
+            sidecar = _find_sidecar(st.root, folder or "")
             self._finalise(st, ds_id, folder or "", sidecar, only_if_dirty=True)
 
     # ------------------------------------------------------------------ sweep
@@ -466,6 +458,15 @@ class Harvester:
             raise ConflictError(
                 f"lost the lease of source {st.source.name!r}; another run took over"
             )
+
+
+def _find_sidecar(root: str, folder: str) -> str | None:
+    """The relative path of the sidecar that marks ``folder`` as a dataset, if there is one."""
+    base = os.path.join(root, folder) if folder else root
+    for name in dataset_builder.SIDECAR_NAMES:
+        if os.path.isfile(os.path.join(base, name)):
+            return f"{folder}/{name}" if folder else name
+    return None
 
 
 def _name(rel: str) -> str:
