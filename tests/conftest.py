@@ -46,6 +46,20 @@ BASE_URL = "http://node.test"
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under FAIRNODE_REQUIRE_SERVICES=1 (CI) every skip is a failure: nothing may silently not run.
+
+    Missing services, libraries, sample folders or tools are all things CI must provide.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get(REQUIRE_ENV) == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but {REQUIRE_ENV}=1 requires every test to run: {reason}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty catalog database: a SQLite file, or a fresh PostgreSQL database."""
