@@ -727,9 +727,18 @@ def versions() -> str:
         ram = f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
     except ImportError:
         ram = "? RAM"
+    try:
+        git = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        git = "?"
     return (
         f"machine: {os.cpu_count()} CPUs, {ram}, {platform.platform()}; Python "
-        f"{platform.python_version()}\nlibraries: {', '.join(libs)}"
+        f"{platform.python_version()}\nlibraries: {', '.join(libs)}\ncode: git {git or '?'}"
     )
 
 

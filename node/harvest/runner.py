@@ -80,6 +80,8 @@ class _RunState:
     root: str
     counts: Counts = field(default_factory=Counts)
     pending_errors: list[HarvestError] = field(default_factory=list)
+    reported: set[tuple[str, str]] = field(default_factory=set)
+    updated_datasets: set[str] = field(default_factory=set)
     visited_dirs: set[str] = field(default_factory=set)
     incomplete_dirs: list[str] = field(default_factory=list)
     open_datasets: list[_OpenDataset] = field(default_factory=list)
@@ -344,7 +346,8 @@ class Harvester:
             self.records.save_dataset(s, ds, source=st.source.name, folder=folder)
             s.flush()
             s.get(DatasetRow, ds_id).dirty = False
-            st.counts.datasets_updated += 1
+            st.updated_datasets.add(ds_id)
+            st.counts.datasets_updated = len(st.updated_datasets)
 
     def _finalise_dirty(self, st: _RunState) -> None:
         with self.sessions() as s:
@@ -435,6 +438,12 @@ class Harvester:
     # ------------------------------------------------------------------ bookkeeping
 
     def _problem(self, st: _RunState, path: str, reason: str, level: str) -> None:
+        # Readers name the file in their messages; the run's list has the path in its own column.
+        reason = reason.removeprefix(f"{path}: ")
+        key = (path, reason)
+        if key in st.reported:  # e.g. one message for each of a file's 22 images: say it once
+            return
+        st.reported.add(key)
         if level == "error":
             st.counts.errors += 1
         else:

@@ -46,7 +46,7 @@ BOMB = (
 
 
 def build_hostile_tree(root: Path) -> dict[str, str]:
-    """Write the bad files; return {relative path: what the error must mention}."""
+    """Write the bad files; return {relative path: what its reason must say}."""
     good = root / "good"
     write_ome_tiff(good / "fine1.ome.tif", seed=1)
     write_ome_tiff(good / "fine2.ome.tif", seed=2)
@@ -84,12 +84,12 @@ def build_hostile_tree(root: Path) -> dict[str, str]:
     write_ome_tiff(root / "names" / "tmp.ome.tif", seed=4)
     os.rename(os.fsencode(str(root / "names" / "tmp.ome.tif")), nonutf)
     return {
-        "bad/truncated.ome.tif": "truncated.ome.tif",
-        "bad/corrupt.tif": "corrupt.tif",
-        "bad/empty.tif": "empty.tif",
-        "bad/absurd.tif": "4294967295",
-        "bad/xxe.ome.xml": "xxe.ome.xml",
-        "bad/bomb.ome.xml": "bomb.ome.xml",
+        "bad/truncated.ome.tif": "truncated",
+        "bad/corrupt.tif": "not a readable TIFF",
+        "bad/empty.tif": "empty file",
+        "bad/absurd.tif": "4294967295 x 4294967295",
+        "bad/xxe.ome.xml": "XML refused",
+        "bad/bomb.ome.xml": "XML refused",
         "bad/dataset.toml": "visibility",
     }
 

@@ -15,6 +15,7 @@ from typing import Any
 from node.harvest.entries import Fileset
 from node.harvest.extractors.common import (
     ExtractError,
+    captured_logs,
     captured_warnings,
     check_regular_file,
     format_for,
@@ -59,13 +60,20 @@ def _standard(img: Any, notes: list[str]) -> dict[str, Any]:
     return out
 
 
+# Loggers of bioio and its plugins, whose complaints about a file become its notes.
+BIOIO_LOGGERS = ("bioio", "bioio_base", "bioio_czi", "bioio_nd2", "bioio_lif", "bioio_dv")
+
+
 def extract_bioio(fs: Fileset, source: str) -> list[Image]:
     rel = fs.main.rel
     check_regular_file(fs.main.abs, rel)
     fmt = format_for(rel, fs.kind)
     notes: list[str] = []
     images: list[Image] = []
-    with captured_warnings(notes, "bioio"):
+    with (
+        captured_warnings(notes, "bioio"),
+        captured_logs(*BIOIO_LOGGERS) as logs,
+    ):
         try:
             from bioio import BioImage  # lazy: optional dependency, slow to import
         except ImportError as exc:
@@ -137,6 +145,10 @@ def extract_bioio(fs: Fileset, source: str) -> list[Image]:
                         notes=scene_notes,
                     )
                 )
+    for rec in logs:
+        msg = f"{rec.name}: {rec.getMessage()}"
+        if msg not in notes:
+            notes.append(msg)
     if not images:
         raise ExtractError(f"{rel}: bioio found no scenes")
     for im in images:  # warnings are caught for the whole file; every scene gets them

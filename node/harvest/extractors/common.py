@@ -135,13 +135,23 @@ class _ThreadRecords(logging.Handler):
 
 
 @contextmanager
-def captured_logs(name: str) -> Iterator[list[logging.LogRecord]]:
-    """The records logger ``name`` emits meanwhile (tifffile logs, rather than raises, when
-    a tag value or an IFD lies beyond the end of a truncated file)."""
-    logger = logging.getLogger(name)
+def captured_logs(*names: str) -> Iterator[list[logging.LogRecord]]:
+    """The WARNING+ records the loggers ``names`` emit meanwhile, kept from the console.
+
+    tifffile logs, rather than raises, when a tag value or an IFD lies beyond the end of a
+    truncated file; bioio plugins log what they cannot parse. Both are data about the file:
+    they become notes, and must not interleave with the progress bar. Propagation is off
+    only while a reader runs (a harvest reads files one at a time in one thread).
+    """
     handler = _ThreadRecords()
-    logger.addHandler(handler)
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [lg.propagate for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
     try:
         yield handler.records
     finally:
-        logger.removeHandler(handler)
+        for lg, prop in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.propagate = prop
