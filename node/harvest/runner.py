@@ -391,7 +391,7 @@ class Harvester:
     # ------------------------------------------------------------------ thumbnails
 
     def _thumbnails(self, st: _RunState) -> None:
-        from node.harvest.thumbnails import ThumbnailError, make_thumbnail
+        from node.harvest.thumbnails import PixelReadError, ThumbnailError, make_thumbnail
 
         out = self.config.thumbnail_dir
         out.mkdir(parents=True, exist_ok=True)
@@ -406,13 +406,16 @@ class Harvester:
                 return
             for image_id, doc in batch:
                 im = Image.model_validate(doc)
-                state, name = "failed", None
+                state, name, unreadable = "failed", None, None
                 if im.status is ReadStatus.ok:
                     try:
                         name = make_thumbnail(
                             im, Path(st.root), out, max_side=self.config.harvest.thumbnail_size
                         )
                         state = "done"
+                    except PixelReadError as e:
+                        unreadable = str(e).removeprefix(f"{im.path}: ")
+                        self._problem(st, im.path, f"metadata read, but {unreadable}", "warning")
                     except ThumbnailError as e:
                         self._problem(st, im.path, f"thumbnail: {e}", "warning")
                     except Exception as e:  # a decoder bug must not stop the run
@@ -426,12 +429,16 @@ class Harvester:
                     row.thumb_state = state
                     if name:
                         row.doc = {**row.doc, "thumbnail": name}
-                        if row.dataset_id:
-                            s.execute(
-                                update(DatasetRow)
-                                .where(DatasetRow.id == row.dataset_id)
-                                .values(dirty=True)
-                            )
+                    if unreadable:
+                        # "Metadata OK, pixels broken" is a normal outcome, not a failure.
+                        row.status = ReadStatus.metadata_only.value
+                        row.doc = {**row.doc, "status": row.status, "error": unreadable}
+                    if (name or unreadable) and row.dataset_id:
+                        s.execute(
+                            update(DatasetRow)
+                            .where(DatasetRow.id == row.dataset_id)
+                            .values(dirty=True)
+                        )
                 self._beat(st)
             self._finalise_dirty(st)
 

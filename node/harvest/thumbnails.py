@@ -74,6 +74,15 @@ class ThumbnailError(Exception):
     """A thumbnail could not be made; the message names the file and the reason."""
 
 
+class PixelReadError(ThumbnailError):
+    """The reader failed on the pixel data itself: the metadata was readable, the pixels not.
+
+    Reading one plane for the thumbnail is the only time the node touches pixels, so this is
+    how a harvest learns that an image is really ``metadata_only`` (e.g. bioio-lif on lambda
+    scans). Refusals (size caps, unsupported layouts) are plain ThumbnailErrors.
+    """
+
+
 @dataclass
 class _Planes:
     """What a reader hands back: one strided 2-D plane per channel (at most three)."""
@@ -118,7 +127,7 @@ def make_thumbnail(image: Image, source_root: Path, out_dir: Path, *, max_side: 
     except MemoryError as exc:
         raise ThumbnailError(f"{name}: out of memory reading a plane ({exc})") from exc
     except Exception as exc:  # readers raise anything from OSError to struct.error
-        raise ThumbnailError(f"{name}: cannot read pixels: {type(exc).__name__}: {exc}") from exc
+        raise PixelReadError(f"{name}: cannot read pixels: {type(exc).__name__}: {exc}") from exc
 
     rgb = _composite(planes, image)
     picture = _resize(rgb, planes.full_shape, max_side)

@@ -250,3 +250,34 @@ def test_run_is_recorded_with_counts(tmp_path, harvest_db, db_url):
     run2 = Harvester(cfg, harvest_db).run("store")
     assert run2.counts["files_changed"] == 1
     assert run2.status == "completed"
+
+
+def test_metadata_ok_pixels_broken_becomes_metadata_only(tmp_path, harvest_db, db_url):
+    import numpy as np
+    import tifffile
+
+    root = tmp_path / "store"
+    path = root / "d" / "garbled.ome.tif"
+    path.parent.mkdir(parents=True)
+    data = np.random.default_rng(7).integers(0, 4000, size=(64, 80), dtype=np.uint16)
+    tifffile.imwrite(path, data, ome=True, compression="zlib", metadata={"axes": "YX"})
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offsets, counts = page.dataoffsets, page.databytecounts
+    raw = bytearray(path.read_bytes())
+    for off, n in zip(offsets, counts, strict=True):  # same length: the header stays valid
+        raw[off : off + n] = bytes((i * 37 + 11) % 256 for i in range(n))
+    path.write_bytes(bytes(raw))
+    write_ome_tiff(root / "d" / "fine.ome.tif")
+    cfg = make_config(tmp_path, db_url, root, thumbnails=True)
+    run = Harvester(cfg, harvest_db).run("store")
+    assert run.status == "completed"
+    by_path = {im.path: im for im in images(harvest_db)}
+    garbled = by_path["d/garbled.ome.tif"]
+    assert garbled.status.value == "metadata_only"
+    assert "cannot read pixels" in garbled.error
+    assert (garbled.size.x, garbled.size.y) == (80, 64)  # the metadata is kept
+    assert by_path["d/fine.ome.tif"].status.value == "ok"
+    assert by_path["d/fine.ome.tif"].thumbnail
+    reasons = {e.path: e.reason for e in run.errors}
+    assert reasons["d/garbled.ome.tif"].startswith("metadata read, but cannot read pixels")
