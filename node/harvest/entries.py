@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     """One file (or one OME-Zarr directory) found by the walker.
 
     ``rel`` is the path relative to the source root with POSIX separators; it is
     the file's identity in the catalog. Names that are not valid UTF-8 are kept
     readable with backslash escapes (``\\xff``) and ``abs`` keeps the real path.
+    A NamedTuple, not a dataclass: the walker makes one per file on every rescan,
+    and a frozen dataclass costs several times more to build.
     """
 
     rel: str

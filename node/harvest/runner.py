@@ -21,17 +21,17 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from node.catalog.db import session_factory
 from node.catalog.models import DatasetRow, FileRow, ImageRow
 from node.catalog.runs import HarvestError, HarvestRun, RunStore, lock_holder
-from node.catalog.service import RecordService
+from node.catalog.service import RecordService, image_row_values
 from node.config import Config, SourceSettings
 from node.errors import ConflictError
 from node.harvest import datasets as dataset_builder
-from node.harvest.entries import Fileset
+from node.harvest.entries import FileEntry, Fileset
 from node.harvest.extractors import extract_fileset
 from node.harvest.filesets import group_filesets, is_ome_zarr_dir, zarr_metadata_files
 from node.harvest.ids import dataset_id as make_dataset_id
@@ -207,16 +207,26 @@ class Harvester:
                     select(*cols).where(FileRow.source == src, FileRow.dir == listing.rel)
                 )
             }
-        current = {_name(f.rel): f for f in listing.files}
-        new = [n for n in current if n not in rows]
-        changed = [
-            n
-            for n in current
-            if n in rows
-            and (rows[n].size, rows[n].mtime_ns) != (current[n].size, current[n].mtime_ns)
-        ]
-        removed = [n for n in rows if n not in current]
-        moved = any(r.dataset_id != ods.id for r in rows.values())
+        # One pass over the folder: the hot loop of a rescan where nothing changed.
+        cut = len(listing.rel) + 1 if listing.rel else 0
+        current: dict[str, FileEntry] = {}
+        new: list[str] = []
+        changed: list[str] = []
+        moved = False
+        for f in listing.files:
+            n = f.rel[cut:]
+            current[n] = f
+            r = rows.get(n)
+            if r is None:
+                new.append(n)
+            else:
+                if r[1] != f.size or r[2] != f.mtime_ns:
+                    changed.append(n)
+                if r[4] != ods.id:
+                    moved = True
+        removed = (
+            [n for n in rows if n not in current] if len(rows) > len(current) - len(new) else []
+        )
         st.counts.files_new += len(new)
         st.counts.files_changed += len(changed)
         st.counts.files_removed += len(removed)
@@ -255,29 +265,37 @@ class Harvester:
                 r.dataset_id for r in rows.values() if r.dataset_id and r.dataset_id != ods.id
             }
             mains_to_clear = [fs.main.rel for fs in to_extract] + gone_mains
-            if mains_to_clear:
-                s.execute(
-                    delete(ImageRow).where(
-                        ImageRow.source == src, ImageRow.path.in_(mains_to_clear)
-                    )
-                )
+            for chunk in _chunks(mains_to_clear):
+                s.execute(delete(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(chunk)))
             self._mark_dirty(s, ods.id, ods.folder, st)  # first: images need their dataset row
             if moved:
                 self._move_images(s, src, listing.rel, rows, ods.id)
-            self.records.save_images(s, images, source=src)
-            s.execute(delete(FileRow).where(FileRow.source == src, FileRow.dir == listing.rel))
-            s.add_all(
-                FileRow(
-                    source=src,
-                    dir=listing.rel,
-                    name=n,
-                    size=f.size,
-                    mtime_ns=f.mtime_ns,
-                    fileset=fileset_of.get(n),
-                    dataset_id=ods.id,
+            # Bulk inserts: the rows of these filesets and of this folder were just deleted.
+            if images:
+                s.execute(
+                    insert(ImageRow),
+                    [
+                        {**image_row_values(im, source=src), "thumb_state": "pending"}
+                        for im in images
+                    ],
                 )
-                for n, f in current.items()
-            )
+            s.execute(delete(FileRow).where(FileRow.source == src, FileRow.dir == listing.rel))
+            if current:
+                s.execute(
+                    insert(FileRow),
+                    [
+                        {
+                            "source": src,
+                            "dir": listing.rel,
+                            "name": n,
+                            "size": f.size,
+                            "mtime_ns": f.mtime_ns,
+                            "fileset": fileset_of.get(n),
+                            "dataset_id": ods.id,
+                        }
+                        for n, f in current.items()
+                    ],
+                )
             for old in old_ids:
                 s.execute(update(DatasetRow).where(DatasetRow.id == old).values(dirty=True))
             if sidecar_touched:
@@ -294,14 +312,13 @@ class Harvester:
         self, s: Session, src: str, rel: str, rows: dict[str, Any], ds_id: str
     ) -> None:
         """A sidecar appeared or vanished above: the folder's images change dataset."""
-        mains = {r.fileset for r in rows.values() if r.fileset}
-        if not mains:
-            return
-        for row in s.scalars(
-            select(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(mains))
-        ):
-            row.dataset_id = ds_id
-            row.doc = {**row.doc, "dataset_id": ds_id}
+        mains = sorted({r.fileset for r in rows.values() if r.fileset})
+        for chunk in _chunks(mains):
+            for row in s.scalars(
+                select(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(chunk))
+            ):
+                row.dataset_id = ds_id
+                row.doc = {**row.doc, "dataset_id": ds_id}
 
     def _mark_dirty(self, s: Session, ds_id: str, folder: str, st: _RunState) -> None:
         row = s.get(DatasetRow, ds_id)
@@ -377,11 +394,11 @@ class Harvester:
                 rows = s.scalars(
                     select(FileRow).where(FileRow.source == src, FileRow.dir == d)
                 ).all()
-                mains = {r.fileset for r in rows if r.fileset}
+                mains = sorted({r.fileset for r in rows if r.fileset})
                 ds_ids = {r.dataset_id for r in rows if r.dataset_id}
-                if mains:
+                for chunk in _chunks(mains):
                     st.counts.images_removed += s.execute(
-                        delete(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(mains))
+                        delete(ImageRow).where(ImageRow.source == src, ImageRow.path.in_(chunk))
                     ).rowcount
                 s.execute(delete(FileRow).where(FileRow.source == src, FileRow.dir == d))
                 st.counts.files_removed += len(rows)
@@ -474,6 +491,11 @@ class Harvester:
             raise ConflictError(
                 f"lost the lease of source {st.source.name!r}; another run took over"
             )
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """Slices of ``items``: a folder may hold more filesets than one statement takes parameters."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _find_sidecar(root: str, folder: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,6 +58,10 @@ def walk(
 ) -> Iterator[DirListing]:
     """Yield a DirListing per directory, parents before children, siblings in name order."""
     root = os.path.abspath(root)
+    # One compiled pattern instead of an fnmatch call per pattern per entry (hot on rescans).
+    excluded = (
+        re.compile("|".join(fnmatch.translate(p) for p in exclude)).match if exclude else None
+    )
     try:
         st = os.stat(root)
     except OSError as e:
@@ -87,10 +92,11 @@ def walk(
         sidecars: list[str] = []
         for entry in entries:
             name = entry.name
-            if any(fnmatch.fnmatchcase(name, pat) for pat in exclude):
+            if excluded is not None and excluded(name):
                 continue
-            shown = display_name(name)
-            erel = _join(rel, shown)
+            # Fast path: almost every name is ASCII, and ASCII is always valid UTF-8.
+            shown = name if name.isascii() else display_name(name)
+            erel = f"{rel}/{shown}" if rel else shown
             if shown != name:
                 listing.problems.append(
                     (
@@ -100,8 +106,7 @@ def walk(
                     )
                 )
             try:
-                is_link = entry.is_symlink()
-                if is_link and not follow_symlinks:
+                if not follow_symlinks and entry.is_symlink():
                     continue
                 est = entry.stat(follow_symlinks=True)
             except FileNotFoundError:
@@ -114,7 +119,7 @@ def walk(
             if stat.S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)
                 if key in visited:
-                    reason = "symbolic link loop" if is_link else "folder reached twice"
+                    reason = "symbolic link loop" if entry.is_symlink() else "folder reached twice"
                     listing.problems.append((erel, f"{reason}: already walked, skipped", "warning"))
                     continue
                 visited.add(key)
