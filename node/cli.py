@@ -158,14 +158,37 @@ def _harvest(cfg: Config, names: list[str], *, quiet: bool = False) -> bool:
             bar.update(files - bar.n)
             bar.set_postfix(errors=errors, refresh=False)
 
+        thumbs: list[tqdm] = []
+
+        def thumbnail_progress(
+            done: int, total: int, thumbs: list[tqdm] = thumbs, bar: tqdm = bar, name: str = name
+        ) -> None:
+            if not thumbs:  # the file walk is over: its bar gives way to this one
+                bar.close()
+                thumbs.append(
+                    tqdm(
+                        total=total,
+                        desc=f"thumbnails {name}",
+                        unit=" images",
+                        disable=quiet,
+                        dynamic_ncols=True,
+                        file=sys.stderr,
+                    )
+                )
+            thumbs[0].update(done - thumbs[0].n)
+
         try:
-            run = Harvester(cfg, engine, progress=progress).run(name)
+            run = Harvester(
+                cfg, engine, progress=progress, thumbnail_progress=thumbnail_progress
+            ).run(name)
         except ConflictError as e:
             bar.close()
             click.echo(f"{name}: {e}", err=True)
             failed = True
             continue
         bar.close()
+        for t in thumbs:
+            t.close()
         c = run.counts
         took = (run.ended_at - run.started_at).total_seconds() if run.ended_at else 0.0
         click.echo(

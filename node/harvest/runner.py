@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from node.catalog.db import session_factory
@@ -44,6 +44,8 @@ HEARTBEAT_EVERY_S = 30.0
 
 # Progress callback: (files seen so far, errors so far, current folder)
 Progress = Callable[[int, int, str], None]
+# Thumbnail progress callback: (thumbnails handled so far, how many were pending at the start)
+ThumbnailProgress = Callable[[int, int], None]
 
 
 @dataclass
@@ -92,13 +94,21 @@ class _RunState:
 class Harvester:
     """Runs file harvests for the sources of one node."""
 
-    def __init__(self, config: Config, engine: Engine, *, progress: Progress | None = None):
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        *,
+        progress: Progress | None = None,
+        thumbnail_progress: ThumbnailProgress | None = None,
+    ):
         self.config = config
         self.engine = engine
         self.sessions = session_factory(engine)
         self.records = RecordService(engine)
         self.runs = RunStore(engine)
         self.progress = progress
+        self.thumbnail_progress = thumbnail_progress
         self.holder = lock_holder()
         self.lease = timedelta(seconds=config.harvest.lease_seconds)
 
@@ -412,6 +422,14 @@ class Harvester:
 
         out = self.config.thumbnail_dir
         out.mkdir(parents=True, exist_ok=True)
+        pending = (
+            select(func.count())
+            .select_from(ImageRow)
+            .where(ImageRow.source == st.source.name, ImageRow.thumb_state == "pending")
+        )
+        with self.sessions() as s:
+            total = s.scalar(pending) or 0
+        done = 0
         while True:
             with self.sessions() as s:
                 batch = s.execute(
@@ -456,6 +474,9 @@ class Harvester:
                             .where(DatasetRow.id == row.dataset_id)
                             .values(dirty=True)
                         )
+                done += 1
+                if self.thumbnail_progress:
+                    self.thumbnail_progress(done, total)
                 self._beat(st)
             self._finalise_dirty(st)
 
