@@ -41,12 +41,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_node(tmp_path: Path, db_url: str, root: Path, **source: str) -> Path:
+def write_node(
+    tmp_path: Path, db_url: str, root: Path, *, thumbnails: bool = False, **source: str
+) -> Path:
     extra = "".join(f'{k} = "{v}"\n' for k, v in source.items())
     cfg = tmp_path / "node.toml"
     cfg.write_text(
         f'[node]\nid = "cli-node"\nname = "CLI node"\ndata_dir = "{tmp_path / "var"}"\n'
-        f'[database]\nurl = "{db_url}"\n[harvest]\nthumbnails = false\n'
+        f'[database]\nurl = "{db_url}"\n[harvest]\nthumbnails = {str(thumbnails).lower()}\n'
         f'[[harvest.sources]]\nname = "store"\npath = "{root}"\npublish = "auto"\n{extra}'
     )
     return cfg
@@ -91,14 +93,16 @@ def test_harvest_command_prints_a_summary_and_the_errors(tmp_path: Path, db_url:
     for name in ("z-series.ome.tif", "single-channel.ome.tif"):
         (root / name).write_bytes((SAMPLES / "ome-tiff" / name).read_bytes())
     (root / "broken.ome.tif").write_bytes(b"II*\x00nonsense")
-    cfg = write_node(tmp_path, db_url, tmp_path / "store")
+    cfg = write_node(tmp_path, db_url, tmp_path / "store", thumbnails=True)
     res = fairnode("--config", str(cfg), "harvest")
     assert res.returncode == 0, res.stderr
     assert "store: completed" in res.stdout
     assert "3 files (3 new" in res.stdout
     assert "1 errors" in res.stdout
     assert "error: d/broken.ome.tif:" in res.stderr
-    assert "files" in res.stderr  # the progress bar
+    assert "files" in res.stderr  # the progress bar of the walk
+    assert "thumbnails store" in res.stderr  # then the one of the thumbnails
+    assert "2/2" in res.stderr  # two readable images; the broken one has no thumbnail to make
     unknown = fairnode("--config", str(cfg), "harvest", "--source", "nope")
     assert unknown.returncode == 1
     assert "no source 'nope'" in unknown.stderr

@@ -285,7 +285,11 @@ class Harvester:
                 s.execute(
                     insert(ImageRow),
                     [
-                        {**image_row_values(im, source=src), "thumb_state": "pending"}
+                        {
+                            **image_row_values(im, source=src),
+                            # Only readable pixels make a thumbnail: the rest is never pending.
+                            "thumb_state": "pending" if im.status is ReadStatus.ok else "skipped",
+                        }
                         for im in images
                     ],
                 )
