@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from node.catalog.db import session_factory
@@ -84,6 +84,8 @@ class _RunState:
     pending_errors: list[HarvestError] = field(default_factory=list)
     reported: set[tuple[str, str]] = field(default_factory=set)
     updated_datasets: set[str] = field(default_factory=set)
+    dirtied: set[str] = field(default_factory=set)  # datasets this run marked dirty
+    reader: Connection | None = None  # reused for the per-folder file query
     visited_dirs: set[str] = field(default_factory=set)
     incomplete_dirs: list[str] = field(default_factory=list)
     open_datasets: list[_OpenDataset] = field(default_factory=list)
@@ -138,6 +140,8 @@ class Harvester:
             log.exception("harvest of %s failed", source.name)
             raise
         finally:
+            if state.reader is not None:
+                state.reader.close()
             self._flush_errors(state)
             self.runs.finish_run(run_id, status, state.counts.as_dict(), message)
             self.runs.release(source.name, self.holder)
@@ -196,27 +200,31 @@ class Harvester:
         """Finalise the datasets whose folder the walk has left."""
         while st.open_datasets and (rel is None or not _is_under(rel, st.open_datasets[-1].folder)):
             ods = st.open_datasets.pop()
-            self._finalise(st, ods.id, ods.folder, ods.sidecar, only_if_dirty=True)
+            # Only what this run touched can be dirty here: a killed run's leftovers were
+            # finalised at the start. Skipping the others keeps a no-change rescan cheap.
+            if ods.id in st.dirtied:
+                self._finalise(st, ods.id, ods.folder, ods.sidecar, only_if_dirty=True)
 
     # ------------------------------------------------------------------ one directory
 
+    _files_query = select(
+        FileRow.name, FileRow.size, FileRow.mtime_ns, FileRow.fileset, FileRow.dataset_id
+    ).where(FileRow.source == bindparam("src"), FileRow.dir == bindparam("dir"))
+
+    def _reader(self, st: _RunState) -> Connection:
+        if st.reader is None:
+            st.reader = self.engine.connect()
+        return st.reader
+
     def _dir(self, st: _RunState, listing: DirListing, ods: _OpenDataset) -> None:
         src = st.source.name
-        with self.sessions() as s:
-            # Plain column rows, not ORM objects: this runs once per folder on every rescan.
-            cols = (
-                FileRow.name,
-                FileRow.size,
-                FileRow.mtime_ns,
-                FileRow.fileset,
-                FileRow.dataset_id,
-            )
-            rows = {
-                r.name: r
-                for r in s.execute(
-                    select(*cols).where(FileRow.source == src, FileRow.dir == listing.rel)
-                )
-            }
+        # Core on one reused connection, plain column rows: this runs for every folder of
+        # every rescan. Ending the read transaction at once holds no snapshot across folders.
+        reader = self._reader(st)
+        rows = {
+            r[0]: r for r in reader.execute(self._files_query, {"src": src, "dir": listing.rel})
+        }
+        reader.rollback()
         # One pass over the folder: the hot loop of a rescan where nothing changed.
         cut = len(listing.rel) + 1 if listing.rel else 0
         current: dict[str, FileEntry] = {}
@@ -312,6 +320,7 @@ class Harvester:
                 )
             for old in old_ids:
                 s.execute(update(DatasetRow).where(DatasetRow.id == old).values(dirty=True))
+                st.dirtied.add(old)
             if sidecar_touched:
                 s.execute(update(DatasetRow).where(DatasetRow.id == ods.id).values(dirty=True))
         for im in images:
@@ -343,6 +352,7 @@ class Harvester:
             s.flush()
             row = s.get(DatasetRow, ds_id)
         row.dirty = True
+        st.dirtied.add(ds_id)
 
     # ------------------------------------------------------------------ datasets
 
