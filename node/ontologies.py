@@ -95,10 +95,14 @@ class License:
     deprecated: bool = False
 
 
+# Resolved once: lookups run per channel of every harvested image, and resolve() is a syscall.
+_DEFAULT_DIR = Path(__file__).resolve().parents[1] / "ontologies"
+
+
 def ontologies_dir() -> Path:
     """The folder holding the vocabulary TSVs (``FAIRNODE_ONTOLOGIES_DIR`` or <repo>/ontologies)."""
     override = os.environ.get(ENV_DIR)
-    return Path(override) if override else Path(__file__).resolve().parents[1] / "ontologies"
+    return Path(override) if override else _DEFAULT_DIR
 
 
 # --------------------------------------------------------------------------- loading
