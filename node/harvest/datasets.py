@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node.config import NodeSettings, SourceSettings
-from node.harvest.sidecars import SIDECAR_NAMES, SidecarProblem, embargo_datetime, load_sidecar
+from node.harvest.sidecars import SidecarProblem, embargo_datetime, load_sidecar
 from node.ontologies import method_for_acquisition_mode
 from node.records import (
     DataAccess,
@@ -20,7 +20,7 @@ from node.records import (
     aggregate_images,
 )
 
-__all__ = ["SIDECAR_NAMES", "build", "placeholder"]
+__all__ = ["build", "placeholder"]
 
 # Fields that change on every harvest without the record changing.
 _VOLATILE = ("modified",)

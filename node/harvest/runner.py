@@ -35,6 +35,7 @@ from node.harvest.entries import FileEntry, Fileset
 from node.harvest.extractors import extract_fileset
 from node.harvest.filesets import group_filesets, is_ome_zarr_dir, zarr_metadata_files
 from node.harvest.ids import dataset_id as make_dataset_id
+from node.harvest.sidecars import SIDECAR_NAMES
 from node.harvest.walker import DirListing, walk
 from node.records import Image, ReadStatus
 
@@ -89,7 +90,8 @@ class _RunState:
     visited_dirs: set[str] = field(default_factory=set)
     incomplete_dirs: list[str] = field(default_factory=list)
     open_datasets: list[_OpenDataset] = field(default_factory=list)
-    sidecar_dirs: list[str] = field(default_factory=list)  # stack of folders holding a sidecar
+    # Stack of (folder, sidecar file name) for the folders above the walk that hold a sidecar.
+    sidecar_dirs: list[tuple[str, str]] = field(default_factory=list)
     last_beat: float = field(default_factory=time.monotonic)
 
 
@@ -180,20 +182,22 @@ class Harvester:
         self._close_datasets(st, None)
 
     def _enter_sidecars(self, st: _RunState, listing: DirListing) -> None:
-        while st.sidecar_dirs and not _is_under(listing.rel, st.sidecar_dirs[-1]):
+        while st.sidecar_dirs and not _is_under(listing.rel, st.sidecar_dirs[-1][0]):
             st.sidecar_dirs.pop()
         if listing.sidecar:
-            st.sidecar_dirs.append(listing.rel)
+            st.sidecar_dirs.append((listing.rel, listing.sidecar))
 
     def _dataset_folder(self, st: _RunState, rel: str) -> str:
         if st.sidecar_dirs:
-            return st.sidecar_dirs[-1]
+            return st.sidecar_dirs[-1][0]
         parts = PurePosixPath(rel).parts if rel else ()
         return "/".join(parts[: st.source.dataset_depth])
 
     def _sidecar_of(self, st: _RunState, folder: str) -> str | None:
-        if st.sidecar_dirs and st.sidecar_dirs[-1] == folder:
-            return _find_sidecar(st.root, folder)
+        """The sidecar that marks ``folder``, as the walker listed it (no second look on disk)."""
+        if st.sidecar_dirs and st.sidecar_dirs[-1][0] == folder:
+            name = st.sidecar_dirs[-1][1]
+            return f"{folder}/{name}" if folder else name
         return None
 
     def _close_datasets(self, st: _RunState, rel: str | None) -> None:
@@ -252,7 +256,7 @@ class Harvester:
         if not (new or changed or removed or moved):
             return
         touched = set(new) | set(changed) | set(removed)
-        sidecar_touched = any(n in dataset_builder.SIDECAR_NAMES for n in touched)
+        sidecar_touched = any(n in SIDECAR_NAMES for n in touched)
         old_members: dict[str, set[str]] = {}
         for n, r in rows.items():
             if r.fileset:
@@ -536,7 +540,7 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 def _find_sidecar(root: str, folder: str) -> str | None:
     """The relative path of the sidecar that marks ``folder`` as a dataset, if there is one."""
     base = os.path.join(root, folder) if folder else root
-    for name in dataset_builder.SIDECAR_NAMES:
+    for name in SIDECAR_NAMES:
         if os.path.isfile(os.path.join(base, name)):
             return f"{folder}/{name}" if folder else name
     return None
