@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from node.catalog.runs import RunStore
     from node.catalog.service import RecordService
+    from node.search.service import SearchService
 
 EXTENSION_KEY = "fairnode"
 
@@ -48,6 +49,7 @@ class NodeContext:
     config: Config
     records: RecordService
     runs: RunStore
+    search: SearchService
 
 
 def node_context() -> NodeContext:
@@ -71,6 +73,8 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
     from node.catalog.db import open_catalog
     from node.catalog.runs import RunStore
     from node.catalog.service import RecordService
+    from node.search.factory import open_backend
+    from node.search.service import SearchService
     from node.web.errors import handle_error
     from node.web.views import web
 
@@ -84,8 +88,12 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
 
     if engine is None:
         engine = open_catalog(config.database_url, echo=config.database.echo)
+    # Web processes only read the index: the worker (or the CLI) is its single writer.
     app.extensions[EXTENSION_KEY] = NodeContext(
-        config=config, records=RecordService(engine), runs=RunStore(engine)
+        config=config,
+        records=RecordService(engine),
+        runs=RunStore(engine),
+        search=SearchService(config, engine, open_backend(config)),
     )
 
     app.register_blueprint(api)

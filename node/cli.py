@@ -137,13 +137,76 @@ def harvest(ctx: click.Context, source_name: str | None, quiet: bool) -> None:
     ctx.exit(1 if failed else 0)
 
 
+def _index(cfg: Config, engine, *, quiet: bool = False) -> None:
+    """Bring the search index up to date after CLI writes (the worker does it on a timer)."""
+    from node.search.factory import open_backend
+    from node.search.indexer import drain
+
+    backend = open_backend(cfg)
+    try:
+        report = drain(engine, backend, batch_size=cfg.search.batch_size)
+    except Exception as e:  # the catalog is safe; the queue keeps the work for later
+        click.echo(f"search index not updated ({e}); `fairnode reindex` will catch up", err=True)
+        return
+    finally:
+        backend.close()
+    if report.skipped:
+        click.echo("search index: another process is writing it; it will catch up", err=True)
+    elif not quiet and (report.indexed or report.deleted or report.failed):
+        click.echo(
+            f"search index: {report.indexed} indexed, {report.deleted} removed"
+            + (f", {report.failed} failed (kept in the queue)" if report.failed else "")
+        )
+
+
+@main.command()
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def reindex(ctx: click.Context, quiet: bool) -> None:
+    """Rebuild the search index from the catalog and swap it in without downtime."""
+    from tqdm import tqdm
+
+    from node.search.factory import open_backend
+    from node.search.indexer import IndexBusyError, count_records
+    from node.search.indexer import reindex as rebuild
+
+    cfg = _load(ctx)
+    engine = _engine(cfg)
+    backend = open_backend(cfg)
+    total = count_records(engine)
+    with tqdm(
+        total=total,
+        desc=f"reindex ({backend.name})",
+        unit=" records",
+        disable=quiet,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    ) as bar:
+        try:
+            n = rebuild(engine, backend, batch_size=cfg.search.batch_size, progress=bar.update)
+        except IndexBusyError as e:
+            raise click.ClickException(f"{e}; try again when it is done") from None
+        finally:
+            backend.close()
+    click.echo(f"reindexed {n} records ({backend.name}): {backend.health().detail}")
+
+
 def _harvest(cfg: Config, names: list[str], *, quiet: bool = False) -> bool:
+    engine = _engine(cfg)
+    failed = False
+    try:
+        failed = _harvest_sources(cfg, engine, names, quiet=quiet)
+    finally:
+        _index(cfg, engine, quiet=quiet)
+    return failed
+
+
+def _harvest_sources(cfg: Config, engine, names: list[str], *, quiet: bool) -> bool:
     from tqdm import tqdm
 
     from node.errors import ConflictError
     from node.harvest.runner import Harvester
 
-    engine = _engine(cfg)
     failed = False
     for name in names:
         bar = tqdm(

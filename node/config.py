@@ -30,6 +30,9 @@ DATA_ACCESS = ("open", "embargoed", "restricted", "closed")
 # Environment variables that carry secrets; they are never read from the file.
 SECRET_ENV = {
     "FAIRNODE_DATABASE_URL": "database URL, when it holds a password",
+    "FAIRNODE_SEARCH_API_KEY": "Elasticsearch API key (base64 'id:key' form)",
+    "FAIRNODE_SEARCH_USERNAME": "Elasticsearch user name (basic authentication)",
+    "FAIRNODE_SEARCH_PASSWORD": "Elasticsearch password (basic authentication)",
     "FAIRNODE_SECRET_KEY": "Flask session signing key (a random one is made per process if unset)",
 }
 
@@ -144,6 +147,44 @@ class WorkerSettings:
     timezone: str = setting("UTC", help="Time zone the cron schedules are read in.")
 
 
+SEARCH_BACKENDS = ("tantivy", "elasticsearch")
+
+
+@dataclass
+class SearchSettings:
+    """[search]: the search index (DESIGN §5)."""
+
+    backend: str = setting(
+        "tantivy",
+        help="`tantivy`: embedded index in `data_dir/search` (default); `elasticsearch`: a cluster "
+        "at `url`.",
+        choices=SEARCH_BACKENDS,
+    )
+    url: str = setting(
+        "http://127.0.0.1:9200",
+        help="Elasticsearch URL (credentials from FAIRNODE_SEARCH_API_KEY or "
+        "FAIRNODE_SEARCH_USERNAME/PASSWORD, never here).",
+    )
+    index: str = setting(
+        "",
+        help="Elasticsearch alias the node searches (its indices are `<alias>-<timestamp>`); "
+        "empty: `fairnode-<node.id>`.",
+    )
+    ca_certs: str = setting("", help="CA bundle to verify an https Elasticsearch URL with.")
+    timeout_seconds: float = setting(10.0, help="Elasticsearch request timeout.")
+    max_retries: int = setting(
+        5, help="Retries of a failed Elasticsearch request or bulk chunk (exponential backoff)."
+    )
+    batch_size: int = setting(1000, help="Records per indexing batch (queue drain and reindex).")
+    writer_memory_mb: int = setting(
+        256, help="tantivy writer memory budget, in MB (more: faster reindex)."
+    )
+    index_interval_seconds: int = setting(
+        5, help="How often `fairnode worker` drains the indexing queue, in seconds."
+    )
+    facet_size: int = setting(20, help="Values shown per facet.")
+
+
 @dataclass
 class Config:
     """The whole configuration of one node."""
@@ -153,6 +194,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     harvest: HarvestSettings = field(default_factory=HarvestSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
     path: Path | None = None  # the file it was read from
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -195,6 +237,14 @@ class Config:
     def thumbnail_dir(self) -> Path:
         return self.data_dir / "thumbnails"
 
+    @property
+    def search_dir(self) -> Path:
+        return self.data_dir / "search"
+
+    @property
+    def search_index(self) -> str:
+        return self.search.index or f"fairnode-{self.node.id}"
+
 
 SECTIONS: dict[str, type] = {
     "node": NodeSettings,
@@ -202,6 +252,7 @@ SECTIONS: dict[str, type] = {
     "web": WebSettings,
     "harvest": HarvestSettings,
     "worker": WorkerSettings,
+    "search": SearchSettings,
 }
 
 
@@ -266,6 +317,14 @@ def _coerce(value: Any, want: type, key: str, where: str, problems: list[Problem
             return value
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             return int(value)
+    elif want is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif want is str:
         if isinstance(value, str):
             return value
@@ -366,6 +425,36 @@ def _check_source(
             problems.append(Problem(where, f"{key}.license", str(e)))
 
 
+def _check_search(search: SearchSettings, where: str, problems: list[Problem]) -> None:
+    for key in ("batch_size", "writer_memory_mb", "index_interval_seconds", "facet_size"):
+        if getattr(search, key) < 1:
+            problems.append(Problem(where, f"search.{key}", f"{getattr(search, key)} must be ≥ 1"))
+    if search.max_retries < 0:
+        problems.append(Problem(where, "search.max_retries", "must be ≥ 0"))
+    if search.timeout_seconds <= 0:
+        problems.append(Problem(where, "search.timeout_seconds", "must be > 0"))
+    if search.writer_memory_mb < 16:
+        problems.append(
+            Problem(where, "search.writer_memory_mb", "tantivy needs at least 16 MB per writer")
+        )
+    url = urlsplit(search.url)
+    bad_url = url.scheme not in ("http", "https") or not url.netloc
+    if search.backend == "elasticsearch" and bad_url:
+        problems.append(Problem(where, "search.url", f"{search.url!r} is not an http(s) URL"))
+    if url.password:
+        problems.append(
+            Problem(
+                where,
+                "search.url",
+                "holds a password: use FAIRNODE_SEARCH_USERNAME/FAIRNODE_SEARCH_PASSWORD",
+            )
+        )
+    if search.index and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,200}", search.index):
+        problems.append(
+            Problem(where, "search.index", f"{search.index!r} is not a valid index name")
+        )
+
+
 def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = True) -> Config:
     """Build a Config from a parsed TOML mapping, or raise ConfigError listing every problem."""
     where = str(path) if path else "<config>"
@@ -414,6 +503,8 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
                 "holds a password: put the URL in FAIRNODE_DATABASE_URL instead",
             )
         )
+    if built["search"] is not None:
+        _check_search(built["search"], where, problems)
     web = built["web"]
     if web is not None and not (1 <= web.page_size <= web.max_page_size):
         problems.append(
@@ -433,6 +524,7 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
         web=built["web"],
         harvest=harvest,
         worker=built["worker"],
+        search=built["search"],
         path=path,
         base_dir=base_dir,
     )

@@ -34,19 +34,23 @@ ENV_DIR = "FAIRNODE_ONTOLOGIES_DIR"
 
 __all__ = [
     "AmbiguousTermError",
+    "Expansion",
     "License",
     "UnknownTermError",
     "fbbi_ancestors",
     "fbbi_descendants",
     "format_term",
+    "imaging_method_expansion",
     "method_for_acquisition_mode",
     "method_for_contrast_method",
     "ontologies_dir",
+    "organism_expansion",
     "resolve_imaging_method",
     "resolve_license",
     "resolve_organism",
     "taxon_ancestors",
     "taxon_descendants",
+    "term_label",
 ]
 
 
@@ -153,15 +157,39 @@ class _Vocabulary:
     display: dict[str, str] = field(default_factory=dict)  # key → first name seen, for hints
     parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     alt_ids: dict[str, str] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)  # id → every name, label first
+    ranks: dict[str, str] = field(default_factory=dict)  # NCBITaxon rank ("genus", "clade", ...)
+    common: dict[str, list[str]] = field(default_factory=dict)  # NCBITaxon common names
 
     def add_names(self, tier: int, term_id: str, names: Iterable[str]) -> None:
         while len(self.tiers) <= tier:
             self.tiers.append({})
+        known = self.names.setdefault(term_id, [])
         for name in names:
             key = _norm(name)
             if key:
                 self.tiers[tier].setdefault(key, set()).add(term_id)
                 self.display.setdefault(key, name)
+                if name not in known:
+                    known.append(name)
+
+    def find(self, iri: str) -> _Entry | None:
+        """The entry of a CURIE or IRI, or None when this vocabulary does not hold it."""
+        curie = self.curie(iri)
+        return self.entries.get(curie) if curie else None
+
+    def expansion(self, iri: str) -> tuple[list[str], list[str], set[str]]:
+        """(names of the term, labels of its ancestors, IRIs of term and ancestors); empty
+        when the vocabulary does not hold ``iri`` (a record harvested from elsewhere)."""
+        entry = self.find(iri)
+        if entry is None:
+            return [], [], set()
+        ancestors = self.reach(entry.id, self.parents)
+        return (
+            list(self.names.get(entry.id, [entry.label])),
+            [self.entries[a].label for a in sorted(ancestors) if a in self.entries],
+            {entry.iri} | {self.entries[a].iri for a in ancestors if a in self.entries},
+        )
 
     def curie(self, value: str) -> str | None:
         """'NCBITaxon:7955', 'NCBITaxon_7955' or the OBO IRI → canonical CURIE; else None."""
@@ -246,6 +274,8 @@ def _taxa(directory: Path) -> _Vocabulary:
         vocab.add_names(0, term_id, [row["label"], _UNIQUE_SUFFIX_RE.sub("", row["label"])])
         vocab.add_names(1, term_id, _split(row["preferred_names"]))
         vocab.add_names(2, term_id, _split(row["common_names"]))
+        vocab.ranks[term_id] = row["rank"]
+        vocab.common[term_id] = _split(row["common_names"])
         vocab.add_names(3, term_id, _split(row["synonyms"]))
         for alt in _split(row["alt_ids"]):
             vocab.alt_ids[alt] = term_id
@@ -299,6 +329,52 @@ def taxon_descendants(iri: str) -> set[str]:
     """IRIs of every taxslim taxon below the given one (only those taxslim keeps)."""
     vocab = _taxa(ontologies_dir())
     return vocab.closure(iri, vocab.children)
+
+
+# The lineage search indexes for an organism: the Linnaean ranks people search by ("mammals",
+# "rodents", "Drosophila"), not the dozens of clades in between (Euteleostomi, Glires, ...).
+_SEARCH_RANKS = {"genus", "family", "order", "class", "phylum", "kingdom", "superkingdom"}
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What search indexes for one term: its names, its ancestors' labels and every IRI a filter
+    on this term or on one of its ancestors must match (the term's own IRI included)."""
+
+    names: list[str]
+    ancestor_labels: list[str]
+    iris: set[str]
+
+
+def organism_expansion(iri: str) -> Expansion:
+    """Expansion of an NCBITaxon term: scientific, preferred and common names, synonyms, and
+    the scientific and common names of its ancestors at the major ranks (genus to kingdom)."""
+    vocab = _taxa(ontologies_dir())
+    names, _ancestors, iris = vocab.expansion(iri)
+    entry = vocab.find(iri)
+    labels: list[str] = []
+    if entry is not None:
+        for a in sorted(vocab.reach(entry.id, vocab.parents)):
+            if vocab.ranks.get(a) in _SEARCH_RANKS:
+                labels.append(_UNIQUE_SUFFIX_RE.sub("", vocab.entries[a].label))
+                labels.extend(vocab.common.get(a, ()))
+    return Expansion(names, list(dict.fromkeys(labels)), iris)
+
+
+def imaging_method_expansion(iri: str) -> Expansion:
+    """Expansion of an FBbi imaging method: label, synonyms, and the labels of its super-classes
+    (so that 'confocal' finds spinning-disk confocal records)."""
+    return Expansion(*_fbbi(ontologies_dir()).expansion(iri))
+
+
+def term_label(iri: str) -> str | None:
+    """The label of an NCBITaxon or FBbi IRI (facets show labels), or None if neither holds it."""
+    directory = ontologies_dir()
+    for vocab in (_taxa(directory), _fbbi(directory)):
+        entry = vocab.find(iri)
+        if entry is not None:
+            return entry.label
+    return None
 
 
 def _squash(value: str) -> str:

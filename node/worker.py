@@ -1,4 +1,5 @@
-"""``fairnode worker``: the one background process that runs harvests on their schedules.
+"""``fairnode worker``: the one background process that runs harvests on their schedules and
+keeps the search index in step with the catalog (its single writer).
 
 The scheduler lives here and never inside ``create_app``: every web worker
 would otherwise run every job again. Two runs of one source never overlap:
@@ -14,6 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from node.config import Config
@@ -32,11 +34,35 @@ def harvest_job(config: Config, engine: Engine, source: str) -> None:
         log.warning("skipped scheduled harvest: %s", e)
         return
     log.info("harvest %s: %s %s", source, run.status, run.counts)
+    index_job(config, engine)
+
+
+def index_job(config: Config, engine: Engine) -> None:
+    """Drain the search queue: index what the catalog changed since the last drain."""
+    from node.search.factory import open_backend
+    from node.search.indexer import drain
+
+    backend = open_backend(config)
+    try:
+        report = drain(engine, backend, batch_size=config.search.batch_size)
+    finally:
+        backend.close()
+    if report.indexed or report.deleted or report.failed:
+        log.info("search index: %s", report)
 
 
 def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingScheduler:
     """A scheduler with one cron job per source that has a schedule."""
     sched = BlockingScheduler(timezone=config.worker.timezone, **kwargs)
+    sched.add_job(
+        index_job,
+        IntervalTrigger(seconds=config.search.index_interval_seconds),
+        args=(config, engine),
+        id="search:index",
+        name="search index",
+        max_instances=1,
+        coalesce=True,
+    )
     for src in config.sources:
         if not src.schedule:
             continue

@@ -103,6 +103,7 @@ def test_harvest_command_prints_a_summary_and_the_errors(tmp_path: Path, db_url:
     assert "files" in res.stderr  # the progress bar of the walk
     assert "thumbnails store" in res.stderr  # then the one of the thumbnails
     assert "2/2" in res.stderr  # two readable images; the broken one has no thumbnail to make
+    assert "search index: 1 indexed" in res.stdout  # the dataset is searchable at once
     unknown = fairnode("--config", str(cfg), "harvest", "--source", "nope")
     assert unknown.returncode == 1
     assert "no source 'nope'" in unknown.stderr
@@ -185,6 +186,16 @@ def test_demo_sets_up_harvests_and_serves_real_http(tmp_path: Path):
         home = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert home.status_code == 200
         assert "Demo imaging facility" in home.text
+        # The harvest indexed what it found: search works at once, ontology-aware.
+        found = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/search", params={"q": "human"}, timeout=5
+        ).json()
+        assert "Brightfield reference field, three file formats" in {
+            d["title"] for d in found["items"]
+        }
+        page = requests.get(f"http://127.0.0.1:{port}/search?q=brightfield", timeout=5)
+        assert page.status_code == 200
+        assert "<mark>" in page.text
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
@@ -199,10 +210,14 @@ def test_worker_schedules_every_source_once(tmp_path: Path, db_url: str):
     cfg = load_config(write_node(tmp_path, db_url, tmp_path / "store", schedule="*/5 * * * *"))
     engine = open_catalog(db_url)
     sched = build_scheduler(cfg, engine)
-    (job,) = sched.get_jobs()
-    assert job.id == "harvest:store"
+    jobs = {j.id: j for j in sched.get_jobs()}
+    assert set(jobs) == {"harvest:store", "search:index"}
+    job = jobs["harvest:store"]
     assert job.max_instances == 1
     assert "minute='*/5'" in str(job.trigger)
+    # The worker is the search index's writer: it drains the queue on a timer.
+    assert jobs["search:index"].max_instances == 1
+    assert str(cfg.search.index_interval_seconds) in str(jobs["search:index"].trigger)
     # A scheduled run that finds the source busy is skipped, not queued or crashed.
     from datetime import timedelta
 
@@ -230,7 +245,32 @@ def test_worker_process_starts_and_stops_cleanly(tmp_path: Path, sig: str):
         text=True,
     )
     line = proc.stdout.readline()
-    assert "1 scheduled job(s)" in line
+    assert "2 scheduled job(s)" in line  # the source and the search index
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_reindex_rebuilds_with_a_progress_bar(tmp_path: Path, db_url: str):
+    root = tmp_path / "store" / "g" / "p" / "d"
+    root.mkdir(parents=True)
+    (root / "z.ome.tif").write_bytes((SAMPLES / "ome-tiff" / "z-series.ome.tif").read_bytes())
+    cfg = write_node(tmp_path, db_url, tmp_path / "store")
+    assert fairnode("--config", str(cfg), "harvest", "--quiet").returncode == 0
+    res = fairnode("--config", str(cfg), "reindex")
+    assert res.returncode == 0, res.stderr
+    assert "reindex (tantivy)" in res.stderr  # the progress bar
+    assert "1/1" in res.stderr
+    assert "reindexed 1 records (tantivy): 1 documents in" in res.stdout
+    # one writer at a time: a lease held elsewhere is reported, nothing is broken
+    from datetime import timedelta
+
+    from node.catalog.runs import RunStore
+    from node.search.indexer import LEASE
+
+    engine = open_catalog(db_url)
+    RunStore(engine).acquire(LEASE, "elsewhere:1", timedelta(minutes=5))
+    engine.dispose()
+    busy = fairnode("--config", str(cfg), "reindex", "--quiet")
+    assert busy.returncode == 1
+    assert "the search index is being written by elsewhere:1; try again" in busy.stderr

@@ -196,6 +196,97 @@ for _name, _item in (("DatasetPage", "Dataset"), ("HarvestRunPage", "HarvestRun"
         },
     }
 
+_FACET_VALUE = {
+    "type": "object",
+    "required": ["value", "label", "count"],
+    "properties": {
+        "value": {"type": "string", "description": "What to pass back as the filter value."},
+        "label": {"type": "string", "description": "What a person reads (ontology label)."},
+        "count": {"type": "integer", "minimum": 0},
+    },
+}
+_SCHEMAS["SearchHit"] = {
+    "allOf": [
+        _ref("Dataset"),
+        {
+            "type": "object",
+            "properties": {
+                "score": {**_NNUM, "description": "Relevance (sort=relevance only)."},
+                "highlights": {
+                    "type": "object",
+                    "description": "Field → HTML fragments; text escaped, matches in <mark>.",
+                    "additionalProperties": {"type": "array", "items": _STR},
+                },
+            },
+        },
+    ]
+}
+_SCHEMAS["SearchPage"] = {
+    "type": "object",
+    "required": ["total", "items", "facets", "scope", "next"],
+    "properties": {
+        "total": {"type": "integer", "description": "Matching datasets the caller may read."},
+        "items": {"type": "array", "items": _ref("SearchHit")},
+        "facets": {
+            "type": "object",
+            "description": "Facet name → values with counts over all matches.",
+            "additionalProperties": {"type": "array", "items": _FACET_VALUE},
+        },
+        "scope": {"enum": ["institute", "university", "national", "international"]},
+        "next": {**_NSTR, "description": "Cursor of the next page; null on the last."},
+    },
+}
+
+
+def _query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+_MANY = {"type": "array", "items": {"type": "string", "maxLength": 300}, "maxItems": 20}
+_SEARCH_PARAMS = [
+    _query_param(
+        "q",
+        'Words (AND), "phrases", field:value (title, keyword, description, creator, channel, '
+        "organism, method, instrument, format), prefix* and -exclusion. Typos are tolerated.",
+        {"type": "string", "maxLength": 500},
+    ),
+    *(
+        {**_query_param(name, description, _MANY), "style": "form", "explode": True}
+        for name, description in (
+            ("organism", "NCBITaxon IRI, CURIE or name; matches sub-taxa too. Repeat for OR."),
+            ("method", "FBbi IRI, CURIE or label; matches sub-classes too. Repeat for OR."),
+            ("instrument", "Instrument (facet value)."),
+            ("magnification", "Objective magnification (facet value, e.g. 63)."),
+            ("fluor", "Fluorophore (facet value)."),
+            ("format", "File format (facet value)."),
+            ("origin", "Origin node id."),
+            ("license", "SPDX licence id."),
+            ("access", "Data access: open, embargoed, restricted, closed."),
+        )
+    ),
+    _query_param(
+        "acquired_from", "Acquired on or after (YYYY-MM-DD or date-time).", {"type": "string"}
+    ),
+    _query_param(
+        "acquired_to", "Acquired on or before (YYYY-MM-DD or date-time).", {"type": "string"}
+    ),
+    _query_param(
+        "has_z", "Only datasets with (true) or without (false) Z-stacks.", {"type": "boolean"}
+    ),
+    _query_param(
+        "has_t", "Only datasets with (true) or without (false) time series.", {"type": "boolean"}
+    ),
+    _query_param("min_channels", "At least this many channels.", {"type": "integer", "minimum": 1}),
+    _query_param(
+        "scope",
+        "Where the records come from (default international: everything).",
+        {"enum": ["institute", "university", "national", "international"]},
+    ),
+    _query_param(
+        "sort", "Order of the hits.", {"enum": ["relevance", "newest", "oldest", "title"]}
+    ),
+]
+
 _PARAMETERS = {
     "limit": {
         "name": "limit",
@@ -266,6 +357,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Datasets the caller may read, newest first",
                 _json(_ref("DatasetPage"), "One page of datasets."),
                 _PAGING,
+            ),
+            "/search": _get(
+                "search",
+                "Datasets matching a query and filters, with facets",
+                _json(_ref("SearchPage"), "One page of hits with facet counts."),
+                [*_SEARCH_PARAMS, *_PAGING],
             ),
             "/datasets/{id}": _get(
                 "getDataset",

@@ -20,7 +20,7 @@ from node.api.params import (
     reject_unknown,
 )
 from node.api.serialise import dataset_to_json, image_to_json
-from node.app import current_scope, node_context
+from node.app import current_identity, current_scope, node_context
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -45,6 +45,7 @@ def index() -> Response:
                 "self": f"{base}/",
                 "openapi": f"{base}/openapi.json",
                 "datasets": f"{base}/datasets",
+                "search": f"{base}/search",
                 "dataset": f"{base}/datasets/{{id}}",
                 "image": f"{base}/images/{{id}}",
                 "harvest_runs": f"{base}/harvest/runs",
@@ -69,6 +70,34 @@ def list_datasets() -> Response:
     page = ctx.records.list_datasets(current_scope(), limit=paging.limit, cursor=paging.cursor)
     base = _base_url()
     return jsonify(_page_body([dataset_to_json(d, base_url=base) for d in page.items], page))
+
+
+@api.get("/search")
+def search() -> Response:
+    """Datasets matching a text query and filters, with facets; only what the caller may read
+    (also in the counts). Parameters and syntax: docs/search.md."""
+    ctx = node_context()
+    page = ctx.search.search(request.args.to_dict(flat=False), current_identity())
+    base = _base_url()
+    return jsonify(
+        {
+            "total": page.total,
+            "items": [
+                {
+                    **dataset_to_json(item.dataset, base_url=base),
+                    "score": item.hit.score,
+                    "highlights": item.hit.highlights,
+                }
+                for item in page.items
+            ],
+            "facets": {
+                name: [{"value": f.value, "label": f.label, "count": f.count} for f in values]
+                for name, values in page.facets.items()
+            },
+            "scope": page.scope.value,
+            "next": page.next,
+        }
+    )
 
 
 @api.get("/datasets/<dataset_id>")

@@ -138,3 +138,16 @@ class SourceLockRow(Base):
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SearchQueueRow(Base):
+    """Datasets whose search document is stale: written in the same transaction as the record,
+    so the index can never miss a change the catalog committed (drained by node.search.indexer).
+    """
+
+    __tablename__ = "search_queue"
+
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -11,15 +11,16 @@ import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy import Engine, and_, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from node.auth.policy import ReadScope
 from node.catalog.db import session_factory
-from node.catalog.models import DatasetRow, ImageRow
+from node.catalog.models import DatasetRow, ImageRow, SearchQueueRow
 from node.errors import BadRequestError, NotFoundError
 from node.records import Dataset, Image
 
@@ -143,6 +144,19 @@ class RecordService:
             raise NotFoundError(f"no dataset {dataset_id!r}")
         return Dataset.model_validate(doc)
 
+    def datasets_by_ids(self, ids: Iterable[str], scope: ReadScope) -> dict[str, Dataset]:
+        """The datasets of ``ids`` readable in ``scope`` (others are simply absent)."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.sessions() as s:
+            rows = s.execute(
+                select(DatasetRow.id, DatasetRow.doc).where(
+                    DatasetRow.id.in_(ids), self._scope_filter(scope)
+                )
+            ).all()
+        return {r.id: Dataset.model_validate(r.doc) for r in rows}
+
     def images_of(self, dataset_id: str) -> list[Image]:
         """The images of a dataset the caller was already allowed to read."""
         with self.sessions() as s:
@@ -183,6 +197,26 @@ class RecordService:
 
     # ------------------------------------------------------------------ writes
 
+    @staticmethod
+    def queue_for_search(s: Session, dataset_ids: Iterable[str]) -> None:
+        """Mark datasets as needing a fresh search document, in the caller's transaction: the
+        queue commits with the record or not at all (node.search.indexer drains it)."""
+        rows = [
+            {"dataset_id": i, "queued_at": datetime.now(UTC), "attempts": 0}
+            for i in dict.fromkeys(dataset_ids)
+        ]
+        if not rows:
+            return
+        dialect = s.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(SearchQueueRow).values(rows)
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[SearchQueueRow.dataset_id],
+                set_={"queued_at": stmt.excluded.queued_at, "attempts": 0, "last_error": None},
+            )
+        )
+
     def save_dataset(
         self, s: Session, ds: Dataset, *, source: str | None = None, folder: str | None = None
     ) -> None:
@@ -194,6 +228,7 @@ class RecordService:
         else:
             for k, v in values.items():
                 setattr(row, k, v)
+        self.queue_for_search(s, [ds.id])
 
     def save_images(
         self, s: Session, images: Iterable[Image], *, source: str | None = None
@@ -210,3 +245,4 @@ class RecordService:
     def delete_dataset(self, s: Session, dataset_id: str) -> None:
         s.execute(delete(ImageRow).where(ImageRow.dataset_id == dataset_id))
         s.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+        self.queue_for_search(s, [dataset_id])

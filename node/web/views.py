@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, render_template, request, send_from_directory
+from flask import Blueprint, redirect, render_template, request, send_from_directory, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
@@ -17,6 +17,7 @@ from node.app import current_scope, node_context
 from node.config import NodeSettings
 from node.errors import NotFoundError
 from node.web.filters import FILTERS
+from node.web.search_page import search_page
 
 web = Blueprint(
     "web",
@@ -52,13 +53,19 @@ def home() -> str:
 
 
 @web.get("/datasets")
-def datasets() -> str:
+def datasets() -> str | Response:
+    if "q" in request.args:  # old links and bookmarks of the list's search box
+        return redirect(url_for("web.search", **request.args.to_dict(flat=False)), 301)
     ctx = node_context()
     cursor = parse_cursor(request.args.get("cursor"))
     page = ctx.records.list_datasets(current_scope(), limit=ctx.config.web.page_size, cursor=cursor)
-    # Full-text search comes with node/search; until then the home page's search box lands here.
-    query = (request.args.get("q") or "").strip()[:200]
-    return render_template("datasets.html", page=page, cursor=cursor, query=query)
+    return render_template("datasets.html", page=page, cursor=cursor)
+
+
+@web.get("/search")
+def search() -> tuple[str, int]:
+    """Search with facets, active filters and scope tabs (node/web/search_page.py)."""
+    return search_page()
 
 
 @web.get("/datasets/<dataset_id>")

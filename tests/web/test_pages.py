@@ -156,12 +156,12 @@ def test_home_shows_node_counts_and_latest(client, catalog) -> None:
     assert 'id="count-datasets">2<' in body
     assert 'id="count-images">3<' in body
     assert body.index("Beta dataset") < body.index("Alpha dataset")  # newest first
-    assert 'action="/datasets"' in body
+    assert 'action="/search"' in body
     assert 'name="q"' in body
-    # The search box leads to the list until search exists, and says so.
-    body = page(client, "/datasets?q=mitosis")
-    assert "Search is not available yet" in body
-    assert "Alpha dataset" in body
+    # Old links to the list's search box now lead to the search page.
+    r = client.get("/datasets?q=mitosis")
+    assert r.status_code == 301
+    assert r.headers["Location"].endswith("/search?q=mitosis")
 
 
 def test_dataset_page_shows_record_and_technical_values(client, catalog) -> None:

@@ -1,0 +1,552 @@
+"""The default search backend: an embedded tantivy index in ``data_dir/search``.
+
+Layout: ``search/CURRENT`` names the live index folder (``idx-<timestamp>``); ``reindex`` builds a
+new folder beside it and swaps ``CURRENT`` with one atomic rename, so readers never see a
+half-built index. One process writes at a time (the catalog's ``search:index`` lease, and
+tantivy's own writer lock as a backstop); web processes only read: their reader reloads on every
+commit (tantivy watches the index's meta file), and they reopen when ``CURRENT`` changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gc
+import html
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import tantivy
+from tantivy import Occur, Order, Query
+
+from node.errors import BadRequestError
+from node.search.backend import (
+    FACET_FIELDS,
+    FILTER_FIELDS,
+    KEYWORD_FIELDS,
+    TEXT_FIELDS,
+    Clause,
+    ClauseKind,
+    FacetValue,
+    Health,
+    Hit,
+    ProgressFn,
+    RecordJSON,
+    SearchQuery,
+    SearchResult,
+    Sort,
+    fuzziness,
+)
+from node.search.documents import DOCUMENT_VERSION, facet_label, search_document
+from node.search.errors import SearchUnavailableError
+
+if TYPE_CHECKING:
+    from node.config import Config
+
+CURRENT = "CURRENT"
+META = "fairnode.json"
+# Queue drains index small batches: little writer memory. A reindex gets writer_memory_mb.
+DRAIN_HEAP = 32_000_000
+MAX_OFFSET = 100_000  # deepest offset of relevance/title paging (date sorts page by key)
+FACET_FETCH = 1000  # values fetched per facet before sorting them our way
+SNIPPET_FIELDS = ("title", "description")
+SNIPPET_CHARS = 200
+
+_TEXT_DOC_FIELDS = [f for f, _ in TEXT_FIELDS.values()]
+_DATE_FIELDS = ("acquired_from", "acquired_to", "modified")
+
+
+def build_schema() -> tantivy.Schema:
+    sb = tantivy.SchemaBuilder()
+    for name in KEYWORD_FIELDS:
+        # raw: one term per value; fast: facets aggregate on it; id is stored for hits.
+        sb.add_text_field(
+            name, stored=name == "id", fast=True, tokenizer_name="raw", index_option="basic"
+        )
+    for name in _TEXT_DOC_FIELDS:
+        sb.add_text_field(name, stored=name in SNIPPET_FIELDS, tokenizer_name="default")
+    for name in _DATE_FIELDS:
+        sb.add_date_field(name, indexed=True, fast=True)
+    sb.add_boolean_field("has_z", indexed=True)
+    sb.add_boolean_field("has_t", indexed=True)
+    sb.add_integer_field("channel_count", indexed=True, fast=True)
+    sb.add_integer_field("date_key", indexed=True, fast=True)
+    sb.add_text_field("title_key", fast=True, tokenizer_name="raw", index_option="basic")
+    return sb.build()
+
+
+def _fingerprint() -> str:
+    """Changes whenever what is indexed changes: a stale index asks for `fairnode reindex`."""
+    return f"doc-v{DOCUMENT_VERSION}/tantivy-{len(KEYWORD_FIELDS)}-{len(_TEXT_DOC_FIELDS)}"
+
+
+def _json(doc: dict[str, Any]) -> str:
+    """The document as tantivy's JSON input (one call into Rust per document: several times
+    faster than building a tantivy.Document field by field from Python)."""
+    return orjson.dumps({k: v for k, v in doc.items() if v is not None and v != []}).decode()
+
+
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a bulk load. Building documents allocates
+    millions of short-lived dicts and lists without cycles; the collector's repeated passes over
+    them cost about half of the Python time of a reindex. Reference counting still frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _encode_cursor(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: Sort) -> dict[str, Any]:
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        payload = None
+    ok = isinstance(payload, dict) and payload.get("v") == 1 and payload.get("s") == sort.value
+    if ok and sort in (Sort.newest, Sort.oldest):
+        ok = isinstance(payload.get("k"), int) and isinstance(payload.get("seen"), list)
+        ok = ok and all(isinstance(i, str) for i in payload["seen"])
+    elif ok:
+        off = payload.get("o")
+        ok = isinstance(off, int) and 0 < off <= MAX_OFFSET
+    if not ok:
+        raise BadRequestError(
+            f"cursor {cursor[:60]!r} is not valid for sort={sort.value}; use the 'next' value "
+            "of a previous page with the same query"
+        )
+    return payload
+
+
+class TantivyBackend:
+    """SearchBackend over an embedded tantivy index (see module docstring for the layout)."""
+
+    name = "tantivy"
+
+    def __init__(self, config: Config):
+        self.root: Path = config.search_dir
+        self.heap = config.search.writer_memory_mb * 1_000_000
+        self.node_names = {config.node.id: config.node.name}
+        self.schema = build_schema()
+        self._lock = threading.Lock()
+        self._index: tantivy.Index | None = None
+        self._current: str | None = None
+
+    # ------------------------------------------------------------------ storage
+
+    def _read_current(self) -> str | None:
+        try:
+            name = (self.root / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name if name and (self.root / name).is_dir() else None
+
+    def _open(self) -> tantivy.Index | None:
+        """The live index, reopened when CURRENT moved to a new folder (after a reindex)."""
+        current = self._read_current()
+        with self._lock:
+            if current is None:
+                self._index, self._current = None, None
+                return None
+            if current != self._current or self._index is None:
+                index = tantivy.Index.open(str(self.root / current))
+                index.config_reader(reload_policy="OnCommit")
+                self._index, self._current = index, current
+            return self._index
+
+    def _create(self) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        folder = self.root / f"idx-{stamp}"
+        folder.mkdir(parents=True)
+        tantivy.Index(self.schema, path=str(folder), reuse=False)
+        (folder / META).write_text(
+            json.dumps({"fingerprint": _fingerprint(), "created": stamp}), encoding="utf-8"
+        )
+        return folder
+
+    def _swap(self, folder: Path) -> None:
+        tmp = self.root / f".{CURRENT}.tmp"
+        tmp.write_text(folder.name, encoding="utf-8")
+        os.replace(tmp, self.root / CURRENT)  # atomic: readers see the old or the new name
+        for old in self.root.glob("idx-*"):
+            if old.name != folder.name:
+                # Readers holding the old index keep their open files (POSIX unlink semantics).
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _writable(self) -> tantivy.Index:
+        index = self._open()
+        if index is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._swap(self._create())
+            index = self._open()
+            assert index is not None
+        return index
+
+    # ------------------------------------------------------------------ writes
+
+    def index(self, records: Iterable[RecordJSON]) -> int:
+        docs = [search_document(ds) for ds in records]
+        if not docs:
+            return 0
+        index = self._writable()
+        writer = index.writer(heap_size=min(self.heap, DRAIN_HEAP), num_threads=1)
+        try:
+            for doc in docs:
+                writer.delete_documents_by_term("id", doc["id"])
+                writer.add_json(_json(doc))
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        finally:
+            writer.wait_merging_threads()
+        index.reload()
+        return len(docs)
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        index = self._open()
+        if not ids or index is None:
+            return 0
+        writer = index.writer(heap_size=min(self.heap, DRAIN_HEAP), num_threads=1)
+        try:
+            for i in ids:
+                writer.delete_documents_by_term("id", i)
+            writer.commit()
+        finally:
+            writer.wait_merging_threads()
+        index.reload()
+        return len(ids)
+
+    def reindex(self, records: Iterable[RecordJSON], progress: ProgressFn | None = None) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = self._create()
+        try:
+            index = tantivy.Index.open(str(folder))
+            writer = index.writer(heap_size=self.heap, num_threads=0)
+            n = 0
+            with _no_gc_pauses():
+                for ds in records:
+                    writer.add_json(_json(search_document(ds)))
+                    n += 1
+                    if progress is not None and n % 1000 == 0:
+                        progress(1000)
+            writer.commit()
+            writer.wait_merging_threads()
+            if progress is not None and n % 1000:
+                progress(n % 1000)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._swap(folder)
+        self._open()
+        return n
+
+    # ------------------------------------------------------------------ reads
+
+    def health(self) -> Health:
+        try:
+            index = self._open()
+        except (OSError, ValueError) as e:
+            return Health(False, self.name, None, f"cannot open the index in {self.root}: {e}")
+        if index is None:
+            return Health(False, self.name, 0, f"no index in {self.root} yet: run fairnode reindex")
+        meta_path = self.root / (self._current or "") / META
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        docs = index.searcher().num_docs
+        if meta.get("fingerprint") != _fingerprint():
+            return Health(
+                False,
+                self.name,
+                docs,
+                f"the index in {self.root} was built by another version: run fairnode reindex",
+            )
+        return Health(True, self.name, docs, f"{docs} documents in {self.root / self._current}")
+
+    def _word(self, field: str, word: str, boost: float) -> Query:
+        exact = Query.boost_query(Query.term_query(self.schema, field, word), boost * 2)
+        distance = fuzziness(word)
+        if not distance:
+            return exact
+        fuzzy = Query.fuzzy_term_query(
+            self.schema, field, word, distance=distance, transposition_cost_one=True
+        )
+        return Query.boolean_query(
+            [(Occur.Should, exact), (Occur.Should, Query.boost_query(fuzzy, boost))]
+        )
+
+    def _clause(self, clause: Clause) -> Query:
+        fields = [TEXT_FIELDS[clause.field]] if clause.field else list(TEXT_FIELDS.values())
+        parts: list[Query] = []
+        for field, boost in fields:
+            if clause.kind is ClauseKind.word:
+                parts.append(self._word(field, clause.words[0], boost))
+            elif clause.kind is ClauseKind.phrase:
+                q = Query.phrase_query(self.schema, field, list(clause.words))
+                parts.append(Query.boost_query(q, boost * 2))
+            else:
+                q = Query.fuzzy_term_query(
+                    self.schema, field, clause.words[0], distance=0, prefix=True
+                )
+                parts.append(Query.boost_query(q, boost))
+        return Query.boolean_query([(Occur.Should, p) for p in parts])
+
+    def _filter(self, field: str, values: Iterable[str]) -> Query:
+        return Query.term_set_query(self.schema, field, list(values))
+
+    def _query(self, query: SearchQuery, *, text_only: bool = False) -> Query:
+        subs: list[tuple[Occur, Query]] = []
+        positive = False
+        for clause in query.clauses:
+            if clause.negated:
+                subs.append((Occur.MustNot, self._clause(clause)))
+            else:
+                subs.append((Occur.Must, self._clause(clause)))
+                positive = True
+        if text_only:
+            return Query.boolean_query(subs) if positive else Query.empty_query()
+        if not positive:
+            subs.append((Occur.Must, Query.all_query()))
+        filters: list[Query] = [
+            self._filter("lifecycle", query.lifecycles),
+            self._filter("visibility", query.visibilities),
+        ]
+        if query.origins is not None:
+            filters.append(self._filter("f_origin", query.origins))
+        for name, values in query.filters.items():
+            filters.append(self._filter(FILTER_FIELDS[name], values))
+        if query.acquired_to is not None:
+            filters.append(
+                Query.range_query(
+                    self.schema,
+                    "acquired_from",
+                    tantivy.FieldType.Date,
+                    None,
+                    query.acquired_to,
+                    use_inverted_index=True,
+                )
+            )
+            filters.append(Query.exists_query("acquired_from"))
+        if query.acquired_from is not None:
+            filters.append(
+                Query.range_query(
+                    self.schema,
+                    "acquired_to",
+                    tantivy.FieldType.Date,
+                    query.acquired_from,
+                    None,
+                    use_inverted_index=True,
+                )
+            )
+            filters.append(Query.exists_query("acquired_to"))
+        for name in ("has_z", "has_t"):
+            value = getattr(query, name)
+            if value is not None:
+                filters.append(Query.term_query(self.schema, name, value))
+        if query.min_channels is not None:
+            filters.append(
+                Query.range_query(
+                    self.schema,
+                    "channel_count",
+                    tantivy.FieldType.Integer,
+                    query.min_channels,
+                    None,
+                    use_inverted_index=True,
+                )
+            )
+        # Filters never change the score: relevance comes from the text alone.
+        subs.extend((Occur.Must, Query.const_score_query(f, 0.0)) for f in filters)
+        return Query.boolean_query(subs)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        try:
+            return self._search(query)
+        except (ValueError, OSError) as e:  # tantivy's errors: a damaged or foreign index
+            raise SearchUnavailableError(
+                f"the search index in {self.root} cannot be read ({e}); "
+                "run `fairnode reindex` to rebuild it from the catalog"
+            ) from e
+
+    def _search(self, query: SearchQuery) -> SearchResult:
+        index = self._open()
+        if index is None:
+            if query.cursor:
+                _decode_cursor(query.cursor, query.sort)
+            return SearchResult(hits=[], total=0, facets={}, next=None)
+        searcher = index.searcher()
+        base = self._query(query)
+        if query.sort in (Sort.newest, Sort.oldest):
+            hits, total, nxt = self._page_by_date(searcher, base, query)
+        else:
+            hits, total, nxt = self._page_by_offset(searcher, base, query)
+        facets = self._facets(searcher, base, query) if query.facets else {}
+        highlights = self._highlight(searcher, query, hits) if query.highlight and hits else {}
+        return SearchResult(
+            hits=[Hit(r.id, r.score, highlights.get(r.id, {})) for r in hits],
+            total=total,
+            facets=facets,
+            next=nxt,
+        )
+
+    def _page_by_offset(
+        self, searcher: tantivy.Searcher, base: Query, query: SearchQuery
+    ) -> tuple[list, int, str | None]:
+        offset = _decode_cursor(query.cursor, query.sort)["o"] if query.cursor else 0
+        limit = min(query.limit, MAX_OFFSET - offset) if offset < MAX_OFFSET else 0
+        if limit == 0:
+            return [], searcher.search(base, 1, count=True).count, None
+        if query.sort is Sort.title:
+            result = searcher.search(
+                base, limit + 1, count=True, offset=offset, order_by_field="title_key",
+                order=Order.Asc,
+            )  # fmt: skip
+        else:
+            result = searcher.search(base, limit + 1, count=True, offset=offset)
+        relevance = query.sort is Sort.relevance
+        rows = [
+            _Row(searcher.doc(addr), score if relevance else None, None)
+            for score, addr in result.hits[:limit]
+        ]
+        more = len(result.hits) > limit and offset + limit < MAX_OFFSET
+        nxt = _encode_cursor({"v": 1, "s": query.sort.value, "o": offset + limit}) if more else None
+        return rows, result.count, nxt
+
+    def _page_by_date(
+        self, searcher: tantivy.Searcher, base: Query, query: SearchQuery
+    ) -> tuple[list, int, str | None]:
+        """Keyset paging on ``date_key``: the cursor holds the last key and the ids already
+        served with that key, so records written meanwhile never shift a page."""
+        desc = query.sort is Sort.newest
+        total = searcher.search(base, 1, count=True).count  # tantivy needs a limit > 0
+        q = base
+        seen: list[str] = []
+        if query.cursor:
+            cur = _decode_cursor(query.cursor, query.sort)
+            key, seen = cur["k"], cur["seen"]
+            lower, upper = (None, key) if desc else (key, None)
+            rng = Query.range_query(
+                self.schema, "date_key", tantivy.FieldType.Integer, lower, upper,
+                use_inverted_index=True,
+            )  # fmt: skip
+            subs = [(Occur.Must, q), (Occur.Must, rng)]
+            if seen:
+                subs.append((Occur.MustNot, self._filter("id", seen)))
+            q = Query.boolean_query(subs)
+        result = searcher.search(
+            q,
+            query.limit + 1,
+            count=False,
+            order_by_field="date_key",
+            order=Order.Desc if desc else Order.Asc,
+        )
+        rows = [_Row(searcher.doc(addr), None, key) for key, addr in result.hits]
+        page, more = rows[: query.limit], len(rows) > query.limit
+        nxt = None
+        if more and page:
+            last_key = page[-1].key
+            same = [r.id for r in page if r.key == last_key]
+            carried = seen if query.cursor and last_key == cur["k"] else []
+            nxt = _encode_cursor(
+                {"v": 1, "s": query.sort.value, "k": last_key, "seen": carried + same}
+            )
+        return page, total, nxt
+
+    def _facets(
+        self, searcher: tantivy.Searcher, base: Query, query: SearchQuery
+    ) -> dict[str, list[FacetValue]]:
+        aggs = {
+            name: {"terms": {"field": field, "size": FACET_FETCH}}
+            for name, field in FACET_FIELDS.items()
+        }
+        raw = searcher.aggregate(base, aggs)
+        facets: dict[str, list[FacetValue]] = {}
+        for name in FACET_FIELDS:
+            buckets = raw.get(name, {}).get("buckets", [])
+            ordered = sorted(buckets, key=lambda b: (-b["doc_count"], str(b["key"])))
+            facets[name] = [
+                FacetValue(
+                    str(b["key"]),
+                    facet_label(name, str(b["key"]), node_names=self.node_names),
+                    int(b["doc_count"]),
+                )
+                for b in ordered[: query.facet_size]
+            ]
+        return facets
+
+    def _highlight(
+        self, searcher: tantivy.Searcher, query: SearchQuery, rows: list[_Row]
+    ) -> dict[str, dict[str, list[str]]]:
+        text = self._query(query, text_only=True)
+        generators = {}
+        for field in SNIPPET_FIELDS:
+            gen = tantivy.SnippetGenerator.create(searcher, text, self.schema, field)
+            gen.set_max_num_chars(SNIPPET_CHARS)
+            generators[field] = gen
+        out: dict[str, dict[str, list[str]]] = {}
+        for row in rows:
+            highlights: dict[str, list[str]] = {}
+            for field, gen in generators.items():
+                snippet = gen.snippet_from_doc(row.doc)
+                if snippet.highlighted():
+                    text = row.doc[field][0]
+                    html_ = _snippet_html(snippet, text, whole=field == "title")
+                    highlights[field] = [html_]
+            out[row.id] = highlights
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._index = None
+            self._current = None
+
+
+class _Row:
+    """One hit while a page is assembled: its stored document, score and sort key."""
+
+    __slots__ = ("doc", "id", "key", "score")
+
+    def __init__(self, doc: tantivy.Document, score: float | None, key: int | None):
+        self.doc = doc
+        self.id: str = doc["id"][0]
+        self.score = score
+        self.key = key
+
+
+def _snippet_html(snippet: tantivy.Snippet, text: str, *, whole: bool) -> str:
+    """HTML of a highlight: text escaped, every highlighted range in <mark>. ``whole`` renders
+    all of ``text`` (titles), otherwise the snippet's fragment with ellipses where it was cut.
+    Ranges are byte offsets into the fragment, which starts at ``fragment_range().start``."""
+    data = text.encode()
+    shift = snippet.fragment_range().start
+    if whole:
+        begin, end = 0, len(data)
+    else:
+        begin, end = shift, snippet.fragment_range().end
+    parts: list[str] = ["…" if begin > 0 else ""]
+    pos = begin
+    for r in sorted(snippet.highlighted(), key=lambda r: r.start):
+        start, stop = r.start + shift, r.end + shift
+        parts.append(html.escape(data[pos:start].decode(errors="ignore")))
+        parts.append(f"<mark>{html.escape(data[start:stop].decode(errors='ignore'))}</mark>")
+        pos = stop
+    parts.append(html.escape(data[pos:end].decode(errors="ignore")))
+    parts.append("…" if end < len(data) else "")
+    return "".join(parts)
