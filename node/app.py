@@ -73,6 +73,9 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
     from node.catalog.db import open_catalog
     from node.catalog.runs import RunStore
     from node.catalog.service import RecordService
+    from node.linkeddata.views import linkeddata
+    from node.oai.views import oai
+    from node.pid.views import pid
     from node.search.factory import open_backend
     from node.search.service import SearchService
     from node.web.errors import handle_error
@@ -97,6 +100,9 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
     )
 
     app.register_blueprint(api)
+    app.register_blueprint(linkeddata)
+    app.register_blueprint(oai)
+    app.register_blueprint(pid)
     app.register_blueprint(web)
     # One handler for everything: NodeError, werkzeug's HTTPException (a subclass of Exception,
     # so Flask finds this handler through the MRO) and any unexpected exception (500).

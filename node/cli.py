@@ -303,5 +303,55 @@ def demo(directory: str, samples: str | None, host: str, port: int | None, no_se
         _serve(cfg, host, port or int(os.environ.get("PORT", cfg.web.port)))
 
 
+@main.command()
+@click.argument("dataset_id")
+@click.option(
+    "--reinstate", is_flag=True, help="Publish a withdrawn dataset again, under the same PID."
+)
+@click.pass_context
+def publish(ctx: click.Context, dataset_id: str, reinstate: bool) -> None:
+    """Publish DATASET_ID: lifecycle published, issued date, a PID minted if it has none."""
+    from node.catalog import publishing
+
+    _lifecycle_change(
+        ctx,
+        lambda cfg, engine: publishing.publish(engine, dataset_id, config=cfg, reinstate=reinstate),
+    )
+
+
+@main.command()
+@click.argument("dataset_id")
+@click.option("--reason", default=None, help="Why (shown on the tombstone); required.")
+@click.pass_context
+def withdraw(ctx: click.Context, dataset_id: str, reason: str | None) -> None:
+    """Withdraw DATASET_ID: its PID keeps resolving, to a tombstone with the citation and REASON."""
+    from node.catalog import publishing
+
+    _lifecycle_change(
+        ctx,
+        lambda cfg, engine: publishing.withdraw(
+            engine, dataset_id, reason=reason or "", config=cfg
+        ),
+    )
+
+
+def _lifecycle_change(ctx: click.Context, change) -> None:
+    """Run a publish/withdraw, print its message (errors to stderr, exit 1), then index."""
+    from node.errors import NodeError
+
+    cfg = _load(ctx)
+    engine = _engine(cfg)
+    try:
+        outcome = change(cfg, engine)
+    except NodeError as e:
+        click.echo(f"error: {e.message}", err=True)
+        for detail in e.errors:
+            click.echo(f"  {detail}", err=True)
+        ctx.exit(1)
+    click.echo(outcome.message)
+    if outcome.changed:
+        _index(cfg, engine, quiet=True)
+
+
 if __name__ == "__main__":
     main()

@@ -34,6 +34,8 @@ SECRET_ENV = {
     "FAIRNODE_SEARCH_USERNAME": "Elasticsearch user name (basic authentication)",
     "FAIRNODE_SEARCH_PASSWORD": "Elasticsearch password (basic authentication)",
     "FAIRNODE_SECRET_KEY": "Flask session signing key (a random one is made per process if unset)",
+    "FAIRNODE_DATACITE_USERNAME": "DataCite repository account id ([pid] scheme = datacite)",
+    "FAIRNODE_DATACITE_PASSWORD": "DataCite repository account password",
 }
 
 
@@ -185,6 +187,49 @@ class SearchSettings:
     facet_size: int = setting(20, help="Values shown per facet.")
 
 
+PID_SCHEMES = ("ark", "datacite")
+NAAN_RE = re.compile(r"^\d{5}$")
+# A primordinal ARK shoulder: betanumeric letters, then one digit ("first-digit convention").
+SHOULDER_RE = re.compile(r"^[bcdfghjkmnpqrstvwxz]+[0-9]$")
+DOI_PREFIX_RE = re.compile(r"^10\.\d{4,9}$")
+# The NOID check character detects every single-character and adjacent-transposition error
+# in strings shorter than its prime radix 29: the check zone is kept to 27 characters so that,
+# with the check character, an ARK's NAAN/name stays within 28.
+MAX_CHECK_ZONE = 27
+
+
+@dataclass
+class PidSettings:
+    """[pid]: persistent identifiers minted at publication (docs/identifiers.md)."""
+
+    scheme: str = setting(
+        "ark",
+        help="`ark`: ARKs minted and resolved by the node; `datacite`: DataCite DOIs registered "
+        "through DataCite's REST API (credentials FAIRNODE_DATACITE_USERNAME/PASSWORD).",
+        choices=PID_SCHEMES,
+    )
+    naan: str = setting(
+        "99999",
+        help="Name Assigning Authority Number of the node's ARKs (5 digits); 99999 is the test "
+        "NAAN, whose ARKs promise no persistence.",
+    )
+    shoulder: str = setting(
+        "fk4",
+        help="Shoulder of every minted name (ARK, and DOI suffix): betanumeric letters then one "
+        "digit, e.g. `fk4`.",
+    )
+    blade_length: int = setting(
+        8, help="Random betanumeric characters after the shoulder; a NOID check character follows."
+    )
+    datacite_url: str = setting(
+        "https://api.test.datacite.org",
+        help="DataCite REST API (the test API by default; production: https://api.datacite.org).",
+    )
+    datacite_prefix: str = setting(
+        "", help="DOI prefix of the DataCite repository account, e.g. 10.80000 (scheme datacite)."
+    )
+
+
 @dataclass
 class Config:
     """The whole configuration of one node."""
@@ -195,6 +240,7 @@ class Config:
     harvest: HarvestSettings = field(default_factory=HarvestSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    pid: PidSettings = field(default_factory=PidSettings)
     path: Path | None = None  # the file it was read from
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -253,6 +299,7 @@ SECTIONS: dict[str, type] = {
     "harvest": HarvestSettings,
     "worker": WorkerSettings,
     "search": SearchSettings,
+    "pid": PidSettings,
 }
 
 
@@ -455,6 +502,57 @@ def _check_search(search: SearchSettings, where: str, problems: list[Problem]) -
         )
 
 
+def _check_pid(pid: PidSettings, where: str, problems: list[Problem]) -> None:
+    if not NAAN_RE.match(pid.naan):
+        problems.append(
+            Problem(where, "pid.naan", f"{pid.naan!r} must be 5 digits (99999 is the test NAAN)")
+        )
+    if not SHOULDER_RE.match(pid.shoulder):
+        problems.append(
+            Problem(
+                where,
+                "pid.shoulder",
+                f"{pid.shoulder!r} must be betanumeric letters (bcdfghjkmnpqrstvwxz) followed "
+                "by one digit, e.g. 'fk4' (the ARK first-digit shoulder convention)",
+            )
+        )
+    zone = len(pid.naan) + 1 + len(pid.shoulder) + pid.blade_length
+    if pid.blade_length < 1:
+        problems.append(Problem(where, "pid.blade_length", f"{pid.blade_length} must be ≥ 1"))
+    elif zone > MAX_CHECK_ZONE:
+        problems.append(
+            Problem(
+                where,
+                "pid.blade_length",
+                f"NAAN/shoulder plus {pid.blade_length} blade characters make {zone}; the NOID "
+                f"check character guarantees its error detection only up to {MAX_CHECK_ZONE}",
+            )
+        )
+    url = urlsplit(pid.datacite_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        problems.append(
+            Problem(where, "pid.datacite_url", f"{pid.datacite_url!r} is not an http(s) URL")
+        )
+    elif url.password or url.username:
+        problems.append(
+            Problem(
+                where,
+                "pid.datacite_url",
+                "holds credentials: use FAIRNODE_DATACITE_USERNAME/FAIRNODE_DATACITE_PASSWORD",
+            )
+        )
+    if pid.datacite_prefix and not DOI_PREFIX_RE.match(pid.datacite_prefix):
+        problems.append(
+            Problem(
+                where,
+                "pid.datacite_prefix",
+                f"{pid.datacite_prefix!r} is not a DOI prefix (10.NNNN, e.g. 10.80000)",
+            )
+        )
+    if pid.scheme == "datacite" and not pid.datacite_prefix:
+        problems.append(Problem(where, "pid.datacite_prefix", 'required when scheme = "datacite"'))
+
+
 def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = True) -> Config:
     """Build a Config from a parsed TOML mapping, or raise ConfigError listing every problem."""
     where = str(path) if path else "<config>"
@@ -505,6 +603,8 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
         )
     if built["search"] is not None:
         _check_search(built["search"], where, problems)
+    if built["pid"] is not None:
+        _check_pid(built["pid"], where, problems)
     web = built["web"]
     if web is not None and not (1 <= web.page_size <= web.max_page_size):
         problems.append(
@@ -525,6 +625,7 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
         harvest=harvest,
         worker=built["worker"],
         search=built["search"],
+        pid=built["pid"],
         path=path,
         base_dir=base_dir,
     )

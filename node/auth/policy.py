@@ -53,3 +53,9 @@ def can_read(identity: Identity, dataset: Dataset) -> bool:
     """Whether ``identity`` may read ``dataset`` (and its images and thumbnails)."""
     scope = read_scope(identity)
     return dataset.lifecycle in scope.lifecycles and dataset.visibility in scope.visibilities
+
+
+def tombstone_scope(identity: Identity) -> ReadScope:
+    """Withdrawn records ``identity`` may see as tombstones (citation and reason, HTTP 410):
+    those it could read when they were published, so a withdrawal never reveals more."""
+    return ReadScope(frozenset({Lifecycle.withdrawn}), read_scope(identity).visibilities)

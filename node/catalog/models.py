@@ -151,3 +151,18 @@ class SearchQueueRow(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PidRow(Base):
+    """Every persistent identifier the node ever minted: the reason one is never minted twice.
+
+    Rows are never deleted, so a PID whose dataset is gone still blocks its name (node/pid/).
+    """
+
+    __tablename__ = "pids"
+
+    pid: Mapped[str] = mapped_column(String(255), primary_key=True)  # ark:/99999/fk4… or 10.…
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    minted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    scheme: Mapped[str] = mapped_column(String(16))  # "ark" or "datacite"
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active, withdrawn

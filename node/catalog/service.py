@@ -144,6 +144,44 @@ class RecordService:
             raise NotFoundError(f"no dataset {dataset_id!r}")
         return Dataset.model_validate(doc)
 
+    def catalog_page(
+        self,
+        scope: ReadScope,
+        *,
+        offset: int,
+        limit: int,
+        modified_since: datetime | None = None,
+    ) -> tuple[list[Dataset], int]:
+        """One page of the datasets readable in ``scope`` (oldest change first, the order a
+        harvester wants) and their total, optionally only those modified since a time."""
+        where = self._scope_filter(scope)
+        if modified_since is not None:
+            where = and_(where, DatasetRow.modified >= modified_since)
+        with self.sessions() as s:
+            total = s.scalar(select(func.count()).select_from(DatasetRow).where(where)) or 0
+            docs = s.scalars(
+                select(DatasetRow.doc)
+                .where(where)
+                .order_by(DatasetRow.modified, DatasetRow.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return [Dataset.model_validate(d) for d in docs], total
+
+    def sitemap_entries(
+        self, scope: ReadScope, *, offset: int, limit: int
+    ) -> list[tuple[str, datetime]]:
+        """(id, modified) of the readable datasets in id order: what a sitemap lists."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(DatasetRow.id, DatasetRow.modified)
+                .where(self._scope_filter(scope))
+                .order_by(DatasetRow.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return [(r.id, r.modified) for r in rows]
+
     def datasets_by_ids(self, ids: Iterable[str], scope: ReadScope) -> dict[str, Dataset]:
         """The datasets of ``ids`` readable in ``scope`` (others are simply absent)."""
         ids = list(ids)

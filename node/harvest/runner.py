@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from node.catalog.db import session_factory
 from node.catalog.models import DatasetRow, FileRow, ImageRow
+from node.catalog.publishing import withdraw
 from node.catalog.runs import HarvestError, HarvestRun, RunStore, lock_holder
 from node.catalog.service import RecordService, image_row_values
 from node.config import Config, SourceSettings
@@ -37,7 +38,8 @@ from node.harvest.filesets import group_filesets, is_ome_zarr_dir, zarr_metadata
 from node.harvest.ids import dataset_id as make_dataset_id
 from node.harvest.sidecars import SIDECAR_NAMES
 from node.harvest.walker import DirListing, walk
-from node.records import Image, ReadStatus
+from node.pid.service import ACTIVE, PidService
+from node.records import Dataset, Image, Lifecycle, ReadStatus
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,7 @@ class Harvester:
         self.sessions = session_factory(engine)
         self.records = RecordService(engine)
         self.runs = RunStore(engine)
+        self.pids = PidService(config, engine)  # mints for publish = "auto" sources
         self.progress = progress
         self.thumbnail_progress = thumbnail_progress
         self.holder = lock_holder()
@@ -372,12 +375,21 @@ class Harvester:
                 for d in s.scalars(select(ImageRow.doc).where(ImageRow.dataset_id == ds_id))
             ]
             if not images:
-                self.records.delete_dataset(s, ds_id)
-                st.counts.datasets_removed += 1
+                self._remove(s, st, ds_id, folder)
                 return
             abs_sidecar = os.path.join(st.root, sidecar) if sidecar else None
+            was_gone = dataset_builder.is_files_gone(Dataset.model_validate(row.doc))
             ds, problems = dataset_builder.build(
-                ds_id, folder, st.source, self.config.node, images, row.doc, abs_sidecar, sidecar
+                ds_id,
+                folder,
+                st.source,
+                self.config.node,
+                images,
+                row.doc,
+                abs_sidecar,
+                sidecar,
+                # A published dataset's PID is minted in this transaction, with the record.
+                mint=lambda d: self.pids.mint(s, d),
             )
             for p in problems:
                 self._problem(
@@ -388,11 +400,30 @@ class Harvester:
                     else f"{p.field}: {p.why}" + (f" (line {p.line})" if p.line else ""),
                     "error",
                 )
+            if was_gone and ds.lifecycle is Lifecycle.published and ds.identifier:
+                PidService.set_status(s, ds.identifier, ACTIVE)  # its files came back
             self.records.save_dataset(s, ds, source=st.source.name, folder=folder)
             s.flush()
             s.get(DatasetRow, ds_id).dirty = False
             st.updated_datasets.add(ds_id)
             st.counts.datasets_updated = len(st.updated_datasets)
+
+    def _remove(self, s: Session, st: _RunState, ds_id: str, folder: str) -> None:
+        """A dataset whose images are all gone. A draft is deleted; a published one is withdrawn
+        instead: its PID and citation stay, resolving to a tombstone, and harvesters see it as
+        deleted (OAI-PMH deletedRecord=persistent). A curator can reinstate it
+        (`fairnode publish ID --reinstate`) if the files come back."""
+        doc = s.get(DatasetRow, ds_id).doc
+        lifecycle = doc.get("lifecycle")
+        if lifecycle == Lifecycle.draft.value:
+            self.records.delete_dataset(s, ds_id)
+        elif lifecycle == Lifecycle.published.value:
+            reason = dataset_builder.files_gone_reason(st.source.name, folder)
+            withdraw(s, ds_id, reason=reason, config=self.config)
+            s.get(DatasetRow, ds_id).dirty = False
+        else:
+            s.get(DatasetRow, ds_id).dirty = False  # withdrawn already: the tombstone stays
+        st.counts.datasets_removed += 1
 
     def _finalise_dirty(self, st: _RunState) -> None:
         with self.sessions() as s:

@@ -105,8 +105,11 @@ def analyse(text: str) -> list[str]:
     """The words of ``text`` as both backends index them: runs of letters and digits, lowercased.
 
     Elasticsearch gets the same rule as a pattern tokenizer (``[^\\p{L}\\p{N}]+``), tantivy its
-    ``default`` tokenizer (alphanumeric runs, lowercase, words over 40 bytes dropped)."""
-    return [w for w in _SPLIT_RE.split(text.lower()) if w and len(w.encode()) <= 40]
+    ``default`` tokenizer (alphanumeric runs, lowercase, words of 40 bytes or more dropped).
+    Lowercasing is per character, as the engines do it: Python's ``str.lower`` would turn a
+    word-final Σ into ς where both engines index σ."""
+    lowered = "".join(c.lower() for c in text)
+    return [w for w in _SPLIT_RE.split(lowered) if w and len(w.encode()) < 40]
 
 
 def fuzziness(word: str) -> int:

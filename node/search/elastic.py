@@ -65,8 +65,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ANALYZER = "fairnode_words"
-# Deep enough for any offset a client could page to; search_after itself needs no window, but
-# tools that page by offset (and the tantivy backend's offset cursors) stop at the same depth.
+# How deep relevance paging (from + size) may go: the same depth as the tantivy backend's offset
+# cursors. The other sorts page with search_after, which needs no window.
 MAX_RESULT_WINDOW = 100_000
 FACET_FETCH = 1000  # buckets fetched per facet before they are sorted our way and cut
 MAX_FUZZY_EXPANSIONS = 1000
@@ -97,9 +97,10 @@ _SORT_VALUE_TYPES: dict[Sort, tuple[type, ...]] = {
 }
 # Relevance pages by offset, not search_after: a score is no stable key (any write between two
 # pages changes the BM25 statistics and so every score), so search_after on _score promises no
-# more than an offset does. And the noida-db emulator mishandles search_after on _score: it
-# compares the float32 score it returned with its own float64 score, so ties are skipped and
-# pages come back short or empty. Offsets are exact on both, up to max_result_window.
+# more than an offset does. And the noida-db emulator mishandles search_after on _score: given
+# the exact [score, id] it returned, it skips every later hit with the same score (pages come
+# back short or empty; likely a float32/float64 mismatch). Offsets are exact on both, up to
+# max_result_window.
 _OFFSET_SORTS = frozenset({Sort.relevance})
 
 
@@ -117,17 +118,18 @@ def index_settings() -> dict[str, Any]:
         "auto_expand_replicas": "0-1",
         "max_result_window": MAX_RESULT_WINDOW,
         "analysis": {
-            # The words of backend.analyse(): runs of letters and digits, lowercased, words
-            # over 40 long dropped (tantivy's default tokenizer drops words over 40 *bytes*;
-            # Elasticsearch's length filter counts UTF-16 units, so the two differ only for
-            # non-ASCII words of 21-40 characters).
+            # The words of backend.analyse(): runs of letters and digits, lowercased. Long
+            # words are dropped as tantivy's default tokenizer drops them: it keeps words of
+            # fewer than 40 *bytes* (RemoveLongFilter(40)); Elasticsearch's length filter counts
+            # characters, so the two still differ for non-ASCII words of 20-39 characters that
+            # take 40 bytes or more in UTF-8.
             "tokenizer": {"fairnode_words": {"type": "pattern", "pattern": r"[^\p{L}\p{N}]+"}},
-            "filter": {"fairnode_max40": {"type": "length", "min": 1, "max": 40}},
+            "filter": {"fairnode_max39": {"type": "length", "min": 1, "max": 39}},
             "analyzer": {
                 ANALYZER: {
                     "type": "custom",
                     "tokenizer": "fairnode_words",
-                    "filter": ["lowercase", "fairnode_max40"],
+                    "filter": ["lowercase", "fairnode_max39"],
                 }
             },
         },
@@ -508,7 +510,9 @@ class ElasticsearchBackend:
         log.info("alias %s: kept %s, dropped %s created concurrently", self.alias, keep, drop)
 
     def _retry_missing_alias(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``; if the alias vanished (deleted by hand), recreate it once and rerun."""
+        """Run ``fn``; on 'index not found' run it once more. That happens when a search
+        resolved the alias just before a reindex swapped it and deleted the old index (the
+        rerun reaches the new one), or when someone deleted the alias (it is recreated)."""
         self._ensure()
         try:
             return fn()

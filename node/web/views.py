@@ -17,6 +17,7 @@ from node.app import current_scope, node_context
 from node.config import NodeSettings
 from node.errors import NotFoundError
 from node.web.filters import FILTERS
+from node.web.landing import landing_page
 from node.web.search_page import search_page
 
 web = Blueprint(
@@ -69,10 +70,11 @@ def search() -> tuple[str, int]:
 
 
 @web.get("/datasets/<dataset_id>")
-def dataset(dataset_id: str) -> str:
-    ctx = node_context()
-    ds = ctx.records.get_dataset(check_record_id("dataset", dataset_id), current_scope())
-    return render_template("dataset.html", ds=ds, images=ctx.records.images_of(ds.id))
+def dataset(dataset_id: str) -> Response:
+    """The landing page, negotiated: HTML with embedded JSON-LD, schema.org JSON-LD, or the
+    DCAT-AP graph in Turtle, RDF/XML, N-Triples (or JSON-LD with the DCAT profile); FAIR
+    Signposting links in the header (node/linkeddata/landing.py)."""
+    return landing_page(check_record_id("dataset", dataset_id))
 
 
 @web.get("/images/<image_id>")

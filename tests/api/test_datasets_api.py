@@ -145,6 +145,11 @@ def test_hidden_records_never_reach_anonymous_callers(
         f"/thumbnails/{hidden_image.id}.png",
     ):
         r = client.get(url)
+        if lifecycle is Lifecycle.withdrawn and url.startswith("/datasets/"):
+            # A withdrawn public record keeps its citation on a tombstone (410 Gone); its
+            # images and files are gone with it.
+            assert r.status_code == 410, url
+            continue
         assert r.status_code == 404, url
         assert "Secret hidden dataset" not in r.get_data(as_text=True)
     # The public twin is readable on the same paths.

@@ -117,6 +117,8 @@ def test_changed_new_and_vanished_files(tmp_path, harvest_db, db_url):
         "lab/p1/d2/c.ome.tif",
     }
     d1_before = datasets_by_folder(harvest_db)["lab/p1/d1"]
+    d2_before = datasets_by_folder(harvest_db)["lab/p1/d2"]
+    assert d2_before.identifier is not None
 
     # Change one file (new content and size), add one, remove a whole folder.
     write_ome_tiff(
@@ -134,7 +136,12 @@ def test_changed_new_and_vanished_files(tmp_path, harvest_db, db_url):
     assert set(by_path) == {"lab/p1/d1/a.ome.tif", "lab/p1/d1/b.ome.tif", "lab/p1/d1/new.ome.tif"}
     assert [ch.name for ch in by_path["lab/p1/d1/a.ome.tif"].channels] == ["DAPI", "GFP", "RFP"]
     ds = datasets_by_folder(harvest_db)
-    assert "lab/p1/d2" not in ds  # its folder vanished: the dataset is gone
+    # Its folder vanished. The dataset was published, so it is withdrawn, not deleted: its PID
+    # and citation stay on a tombstone and OAI-PMH reports it as deleted.
+    gone = ds["lab/p1/d2"]
+    assert gone.lifecycle is Lifecycle.withdrawn
+    assert gone.withdrawn_reason == "its files are no longer in the storage (store: lab/p1/d2)"
+    assert gone.identifier == d2_before.identifier
     assert ds["lab/p1/d1"].image_count == 3
     assert ds["lab/p1/d1"].modified > d1_before.modified
 
@@ -171,7 +178,9 @@ def test_dataset_depth_and_sidecars_decide_the_datasets(tmp_path, harvest_db, db
     (root / "grp/proj/ds1/sub/dataset.toml").unlink()
     h.run("store")
     ds = datasets_by_folder(harvest_db)
-    assert "grp/proj/ds1/sub" not in ds
+    # It was published: withdrawn (tombstone, PID kept), not deleted
+    assert ds["grp/proj/ds1/sub"].lifecycle is Lifecycle.withdrawn
+    assert ds["grp/proj/ds1/sub"].image_count == 1  # what it held when it was withdrawn
     assert ds["grp/proj/ds1"].image_count == 2
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -59,9 +60,23 @@ def elasticsearch_server(data_dir: Path) -> Iterator[str]:
         yield env_url.rstrip("/")
         return
     data_dir.mkdir(parents=True, exist_ok=True)
+    # The free port can be taken between our probe and the emulator's bind: try a few.
+    for attempt in range(3):
+        proc, url = _start(data_dir, last=attempt == 2)
+        if proc is not None:
+            break
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _start(data_dir: Path, *, last: bool) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """Start the emulator on a free port and wait until it answers; (None, url) when it exited
+    early and ``last`` is false (the caller tries another port), RuntimeError otherwise."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = data_dir / "noida-db.log"
+    log_path = data_dir / f"noida-db-{port}.log"
     cmd = [
         noida_executable(),
         "start",
@@ -73,41 +88,42 @@ def elasticsearch_server(data_dir: Path) -> Iterator[str]:
         str(data_dir),
     ]
     with log_path.open("wb") as log:
-        # Its own session: terminating it never touches the test process's group.
+        # Its own session: stopping it (the launcher and the binary) never touches ours.
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while not _answers(url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    state = (
-                        f"exited with status {proc.returncode}"
-                        if proc.poll() is not None
-                        else f"did not answer GET {url}/ within {START_TIMEOUT_SECONDS:g} s"
-                    )
-                    output = log_path.read_text(errors="replace")[-4000:]
-                    raise RuntimeError(
-                        f"noida-db (Elasticsearch emulator) {state}.\n"
-                        f"command: {' '.join(cmd)}\nits output:\n{output}"
-                    )
-                time.sleep(0.1)
-            yield url
-        finally:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not _answers(url):
+        exited = proc.poll() is not None
+        if exited and not last:
+            return None, url
+        if exited or time.monotonic() > deadline:
+            state = (
+                f"exited with status {proc.returncode}"
+                if exited
+                else f"did not answer GET {url}/ within {START_TIMEOUT_SECONDS:g} s"
+            )
             _stop(proc)
+            output = log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(
+                f"noida-db (Elasticsearch emulator) {state}.\n"
+                f"command: {' '.join(cmd)}\nits output:\n{output}"
+            )
+        time.sleep(0.1)
+    return proc, url
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
     """Terminate the emulator (the Python launcher and the binary it runs, its session)."""
-    if proc.poll() is not None:
+    if proc is None or proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

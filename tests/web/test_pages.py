@@ -59,7 +59,12 @@ class StructureChecker(HTMLParser):
             if a["id"] in self.ids:
                 self.problems.append(f"duplicate id {a['id']!r}")
             self.ids.add(a["id"] or "")
-        if tag == "script" or tag == "style" or "style" in a:
+        # JSON-LD is a data block, never executed (CSP and browsers agree): the one <script>
+        # allowed, and only in the head.
+        data_block = tag == "script" and a.get("type") == "application/ld+json"
+        if data_block and "body" in self.stack:
+            self.problems.append("JSON-LD data block outside <head>")
+        if (tag == "script" and not data_block) or tag == "style" or "style" in a:
             self.problems.append(f"inline {tag} / style attribute")
         if any(k.startswith("on") for k in a):
             self.problems.append(f"event handler attribute on <{tag}>")

@@ -1,0 +1,182 @@
+"""The catalog queries behind OAI-PMH: which records are served, in which sets, page by page.
+
+Harvesters are anonymous, so the access policy decides (``node.auth.policy``): the records
+``read_scope(ANONYMOUS)`` may read (published and public) are served with their metadata, and
+the withdrawn ones it could read before (``tombstone_scope``: withdrawn and public) as deleted
+records that keep their identifier and datestamp. Drafts and private, institution and
+federation records never appear, not even as identifiers.
+
+Lists are ordered by (modified, id) and paged by key: a page is the records after the last key
+served and below the upper bound the list froze when it started (see ``node.oai.tokens``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Engine, and_, false, func, or_, select, true
+
+from node.auth.policy import ANONYMOUS, ReadScope, read_scope, tombstone_scope
+from node.catalog.db import session_factory
+from node.catalog.models import DatasetRow
+from node.records import Dataset, Lifecycle
+
+# The set families (the first part of a setSpec) and the column each filters on.
+ORIGIN = "origin"
+VISIBILITY = "visibility"
+ACCESS = "access"
+_SET_COLUMNS = {
+    ORIGIN: DatasetRow.origin_node,
+    VISIBILITY: DatasetRow.visibility,
+    ACCESS: DatasetRow.data_access,
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One record as OAI-PMH shows it: header facts, and the record unless it is deleted."""
+
+    id: str
+    modified: datetime
+    deleted: bool
+    origin_node: str
+    visibility: str
+    data_access: str
+    doc: dict | None = None
+
+    @property
+    def set_specs(self) -> list[str]:
+        return [
+            f"{ORIGIN}:{self.origin_node}",
+            f"{VISIBILITY}:{self.visibility}",
+            f"{ACCESS}:{self.data_access}",
+        ]
+
+    def dataset(self) -> Dataset:
+        if self.doc is None:
+            raise ValueError(f"record {self.id!r} was read without its document")
+        return Dataset.model_validate(self.doc)
+
+
+@dataclass(frozen=True)
+class Query:
+    """The records of one list request: a set, and a ``modified`` range [from_, upper)."""
+
+    set_spec: str | None
+    from_: datetime | None
+    upper: datetime
+
+
+def _in_scope(scope: ReadScope) -> ColumnElement[bool]:
+    return and_(
+        DatasetRow.lifecycle.in_(sorted(lc.value for lc in scope.lifecycles)),
+        DatasetRow.visibility.in_(sorted(v.value for v in scope.visibilities)),
+    )
+
+
+def served() -> ColumnElement[bool]:
+    """Every record a harvester may see: readable ones, and the tombstones of readable ones."""
+    return or_(_in_scope(read_scope(ANONYMOUS)), _in_scope(tombstone_scope(ANONYMOUS)))
+
+
+def set_filter(set_spec: str | None) -> ColumnElement[bool]:
+    """The records of a set: ``family`` (all records that have that property, so all), or
+    ``family:value``; any other well-formed setSpec names an empty set."""
+    if set_spec is None:
+        return true()
+    family, sep, value = set_spec.partition(":")
+    column = _SET_COLUMNS.get(family)
+    if column is None or ":" in value:
+        return false()
+    return column == value if sep else true()
+
+
+class OAIStore:
+    def __init__(self, engine: Engine):
+        self.sessions = session_factory(engine)
+
+    def _columns(self, with_doc: bool) -> Sequence:
+        cols = [
+            DatasetRow.id,
+            DatasetRow.modified,
+            DatasetRow.lifecycle,
+            DatasetRow.origin_node,
+            DatasetRow.visibility,
+            DatasetRow.data_access,
+        ]
+        return [*cols, DatasetRow.doc] if with_doc else cols
+
+    @staticmethod
+    def _item(row, with_doc: bool) -> Item:
+        deleted = row.lifecycle == Lifecycle.withdrawn.value
+        return Item(
+            id=row.id,
+            modified=row.modified,
+            deleted=deleted,
+            origin_node=row.origin_node,
+            visibility=row.visibility,
+            data_access=row.data_access,
+            doc=row.doc if with_doc and not deleted else None,
+        )
+
+    def earliest(self) -> datetime | None:
+        """The oldest datestamp served (Identify's earliestDatestamp)."""
+        with self.sessions() as s:
+            return s.scalar(select(func.min(DatasetRow.modified)).where(served()))
+
+    def get(self, dataset_id: str, *, with_doc: bool = True) -> Item | None:
+        with self.sessions() as s:
+            row = s.execute(
+                select(*self._columns(with_doc)).where(DatasetRow.id == dataset_id, served())
+            ).first()
+        return None if row is None else self._item(row, with_doc)
+
+    def set_values(self) -> dict[str, list[str]]:
+        """The values of each set family that served records have (ListSets)."""
+        out: dict[str, list[str]] = {}
+        with self.sessions() as s:
+            for family, column in _SET_COLUMNS.items():
+                out[family] = list(
+                    s.scalars(select(column).where(served()).distinct().order_by(column))
+                )
+        return out
+
+    @staticmethod
+    def _where(q: Query) -> list[ColumnElement[bool]]:
+        where = [served(), set_filter(q.set_spec), DatasetRow.modified < q.upper]
+        if q.from_ is not None:
+            where.append(DatasetRow.modified >= q.from_)
+        return where
+
+    def count(self, q: Query) -> int:
+        with self.sessions() as s:
+            return s.scalar(select(func.count()).select_from(DatasetRow).where(*self._where(q)))
+
+    def page(
+        self,
+        q: Query,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        with_doc: bool,
+    ) -> list[Item]:
+        """Up to ``limit`` records of ``q`` after the key ``after``, in (modified, id) order."""
+        where = self._where(q)
+        if after is not None:
+            mod, last_id = after
+            where.append(
+                or_(
+                    DatasetRow.modified > mod,
+                    and_(DatasetRow.modified == mod, DatasetRow.id > last_id),
+                )
+            )
+        with self.sessions() as s:
+            rows = s.execute(
+                select(*self._columns(with_doc))
+                .where(*where)
+                .order_by(DatasetRow.modified, DatasetRow.id)
+                .limit(limit)
+            ).all()
+        return [self._item(r, with_doc) for r in rows]

@@ -1,0 +1,1 @@
+"""Persistent identifiers: ARK minting and resolution, DataCite DOIs (DESIGN §6)."""
