@@ -183,17 +183,27 @@ class RecordService:
         return [(r.id, r.modified) for r in rows]
 
     def datasets_by_ids(self, ids: Iterable[str], scope: ReadScope) -> dict[str, Dataset]:
-        """The datasets of ``ids`` readable in ``scope`` (others are simply absent)."""
+        """The datasets of ``ids`` readable in ``scope`` (others are simply absent).
+
+        Looked up by primary key alone and filtered by the policy here: with the policy in the
+        WHERE clause, SQLite (without ANALYZE statistics) chose the lifecycle index and scanned
+        most of a million rows to find twenty (1.3 s instead of 1 ms)."""
         ids = list(ids)
         if not ids:
             return {}
+        lifecycles = {lc.value for lc in scope.lifecycles}
+        visibilities = {v.value for v in scope.visibilities}
         with self.sessions() as s:
             rows = s.execute(
-                select(DatasetRow.id, DatasetRow.doc).where(
-                    DatasetRow.id.in_(ids), self._scope_filter(scope)
-                )
+                select(
+                    DatasetRow.id, DatasetRow.lifecycle, DatasetRow.visibility, DatasetRow.doc
+                ).where(DatasetRow.id.in_(ids))
             ).all()
-        return {r.id: Dataset.model_validate(r.doc) for r in rows}
+        return {
+            r.id: Dataset.model_validate(r.doc)
+            for r in rows
+            if r.lifecycle in lifecycles and r.visibility in visibilities
+        }
 
     def images_of(self, dataset_id: str) -> list[Image]:
         """The images of a dataset the caller was already allowed to read."""

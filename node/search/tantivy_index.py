@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -56,7 +57,8 @@ META = "fairnode.json"
 # Queue drains index small batches: little writer memory. A reindex gets writer_memory_mb.
 DRAIN_HEAP = 32_000_000
 MAX_OFFSET = 100_000  # deepest offset of relevance/title paging (date sorts page by key)
-FACET_FETCH = 1000  # values fetched per facet before sorting them our way
+FACET_FETCH = 1000
+FACET_CACHE_SIZE = 256  # values fetched per facet before sorting them our way
 SNIPPET_FIELDS = ("title", "description")
 SNIPPET_CHARS = 200
 
@@ -146,6 +148,9 @@ class TantivyBackend:
         self._lock = threading.Lock()
         self._index: tantivy.Index | None = None
         self._current: str | None = None
+        # Facet counts per (index generation, query without paging): page turns and repeated
+        # queries (the search page's first view) reuse them until the next commit.
+        self._facet_cache: OrderedDict[tuple, dict[str, list[FacetValue]]] = OrderedDict()
 
     # ------------------------------------------------------------------ storage
 
@@ -333,30 +338,21 @@ class TantivyBackend:
             filters.append(self._filter("f_origin", query.origins))
         for name, values in query.filters.items():
             filters.append(self._filter(FILTER_FIELDS[name], values))
+        # Date ranges run on the fast (columnar) fields: on the inverted index a range over a
+        # million distinct timestamps costs hundreds of milliseconds. Documents without an
+        # acquisition date have no value and never match, as the contract says.
         if query.acquired_to is not None:
             filters.append(
                 Query.range_query(
-                    self.schema,
-                    "acquired_from",
-                    tantivy.FieldType.Date,
-                    None,
-                    query.acquired_to,
-                    use_inverted_index=True,
+                    self.schema, "acquired_from", tantivy.FieldType.Date, None, query.acquired_to
                 )
             )
-            filters.append(Query.exists_query("acquired_from"))
         if query.acquired_from is not None:
             filters.append(
                 Query.range_query(
-                    self.schema,
-                    "acquired_to",
-                    tantivy.FieldType.Date,
-                    query.acquired_from,
-                    None,
-                    use_inverted_index=True,
+                    self.schema, "acquired_to", tantivy.FieldType.Date, query.acquired_from, None
                 )
             )
-            filters.append(Query.exists_query("acquired_to"))
         for name in ("has_z", "has_t"):
             value = getattr(query, name)
             if value is not None:
@@ -397,7 +393,7 @@ class TantivyBackend:
             hits, total, nxt = self._page_by_date(searcher, base, query)
         else:
             hits, total, nxt = self._page_by_offset(searcher, base, query)
-        facets = self._facets(searcher, base, query) if query.facets else {}
+        facets = self._cached_facets(searcher, base, query) if query.facets else {}
         highlights = self._highlight(searcher, query, hits) if query.highlight and hits else {}
         return SearchResult(
             hits=[Hit(r.id, r.score, highlights.get(r.id, {})) for r in hits],
@@ -468,6 +464,44 @@ class TantivyBackend:
                 {"v": 1, "s": query.sort.value, "k": last_key, "seen": carried + same}
             )
         return page, total, nxt
+
+    def _generation(self) -> tuple[str | None, int, int]:
+        """Changes with every commit: tantivy replaces meta.json atomically (a new inode) at each
+        commit; its mtime is checked too."""
+        try:
+            st = (self.root / (self._current or "") / "meta.json").stat()
+        except OSError:
+            return self._current, -1, -1
+        return self._current, st.st_ino, st.st_mtime_ns
+
+    def _cached_facets(
+        self, searcher: tantivy.Searcher, base: Query, query: SearchQuery
+    ) -> dict[str, list[FacetValue]]:
+        key = (
+            self._generation(),
+            query.clauses,
+            tuple(sorted(query.filters.items())),
+            query.acquired_from,
+            query.acquired_to,
+            query.has_z,
+            query.has_t,
+            query.min_channels,
+            query.origins,
+            query.lifecycles,
+            query.visibilities,
+            query.facet_size,
+        )
+        with self._lock:
+            hit = self._facet_cache.get(key)
+            if hit is not None:
+                self._facet_cache.move_to_end(key)
+                return hit
+        facets = self._facets(searcher, base, query)
+        with self._lock:
+            self._facet_cache[key] = facets
+            while len(self._facet_cache) > FACET_CACHE_SIZE:
+                self._facet_cache.popitem(last=False)
+        return facets
 
     def _facets(
         self, searcher: tantivy.Searcher, base: Query, query: SearchQuery

@@ -361,3 +361,16 @@ def test_backends_agree(tmp_path: Path, request: pytest.FixtureRequest):
     finally:
         for b in backends:
             b.close()
+
+
+def test_facet_counts_follow_writes(backend: SearchBackend):
+    """Facet counts may be reused between pages, never across a write."""
+    before = {f.value: f.count for f in backend.search(query()).facets["license"]}
+    assert "Apache-2.0" not in before
+    changed = corpus()[0].model_copy(update={"license": "Apache-2.0"})
+    backend.index([changed.to_json()])
+    after = {f.value: f.count for f in backend.search(query()).facets["license"]}
+    assert after["Apache-2.0"] == 1
+    assert after["CC-BY-4.0"] == before["CC-BY-4.0"] - 1
+    backend.delete(["d01"])
+    assert "Apache-2.0" not in {f.value for f in backend.search(query()).facets["license"]}
