@@ -182,27 +182,20 @@ def drain(
 
 
 def catalog_records(engine: Engine, *, batch_size: int = 1000) -> Iterator[RecordJSON]:
-    """Every dataset record (JSON form) of the catalog, streamed in id order (keyset batches:
-    constant memory).
+    """Every dataset record (JSON form) of the catalog, streamed in storage order.
 
-    The record is fetched as JSON text and parsed with orjson on a plain Core connection: the
-    ORM row and the JSON type's stdlib json.loads cost five times as much per record, which is
-    most of a full reindex's budget."""
-    doc_text = cast(DatasetRow.doc, Text)
-    last = ""
-    while True:
-        with engine.connect() as c:
-            rows = c.execute(
-                select(DatasetRow.id, doc_text)
-                .where(DatasetRow.id > last)
-                .order_by(DatasetRow.id)
-                .limit(batch_size)
-            ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield orjson.loads(row[1])
-        last = rows[-1][0]
+    One streaming query over a consistent snapshot, fetched ``batch_size`` rows at a time
+    (server-side cursor on PostgreSQL): storage order reads the table sequentially, where an
+    ``ORDER BY id`` keyset over hashed ids read a random page per row (a quarter of a 1M-record
+    reindex). The record comes as JSON text parsed with orjson on a Core connection: the ORM
+    and the JSON type's stdlib json.loads cost five times as much per record."""
+    with engine.connect() as c:
+        result = c.execution_options(stream_results=True, yield_per=batch_size).execute(
+            select(DatasetRow.id, cast(DatasetRow.doc, Text))
+        )
+        for batch in result.partitions():
+            for row in batch:
+                yield orjson.loads(row[1])
 
 
 def count_records(engine: Engine) -> int:
