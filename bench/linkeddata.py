@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from report import emit, loadavg, log, table
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -66,40 +68,6 @@ TURTLE = "text/turtle"
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # a browser's Accept
 
 # ----------------------------------------------------------------------------- output
-
-
-def table(title: str, header: list[str], rows: list[list[str]], note: str = "") -> str:
-    """A plain-text table with aligned columns (numbers right-aligned)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        out = []
-        for i, c in enumerate(cells):
-            c = str(c)
-            numeric = i > 0 and c[:1].isdigit()
-            out.append(c.rjust(widths[i]) if numeric else c.ljust(widths[i]))
-        return " | ".join(out).rstrip()
-
-    sep = "-+-".join("-" * w for w in widths)
-    text = [title, "=" * len(title), line(header), sep, *(line(r) for r in rows)]
-    if note:
-        text += ["", note]
-    return "\n".join(text) + "\n"
-
-
-def emit(text: str) -> None:
-    print(text, flush=True)
-
-
-def log(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 # ----------------------------------------------------------------------------- records

@@ -178,18 +178,14 @@ class _Vocabulary:
         curie = self.curie(iri)
         return self.entries.get(curie) if curie else None
 
-    def expansion(self, iri: str) -> tuple[list[str], list[str], set[str]]:
-        """(names of the term, labels of its ancestors, IRIs of term and ancestors); empty
-        when the vocabulary does not hold ``iri`` (a record harvested from elsewhere)."""
+    def lineage(self, iri: str) -> tuple[list[str], list[str]]:
+        """(every name of the term, ids of its ancestors in id order); empty when the
+        vocabulary does not hold ``iri`` (a record harvested from elsewhere)."""
         entry = self.find(iri)
         if entry is None:
-            return [], [], set()
-        ancestors = self.reach(entry.id, self.parents)
-        return (
-            list(self.names.get(entry.id, [entry.label])),
-            [self.entries[a].label for a in sorted(ancestors) if a in self.entries],
-            {entry.iri} | {self.entries[a].iri for a in ancestors if a in self.entries},
-        )
+            return [], []
+        ancestors = sorted(a for a in self.reach(entry.id, self.parents) if a in self.entries)
+        return list(self.names.get(entry.id, [entry.label])), ancestors
 
     def curie(self, value: str) -> str | None:
         """'NCBITaxon:7955', 'NCBITaxon_7955' or the OBO IRI → canonical CURIE; else None."""
@@ -338,33 +334,31 @@ _SEARCH_RANKS = {"genus", "family", "order", "class", "phylum", "kingdom", "supe
 
 @dataclass(frozen=True)
 class Expansion:
-    """What search indexes for one term: its names, its ancestors' labels and every IRI a filter
-    on this term or on one of its ancestors must match (the term's own IRI included)."""
+    """What search indexes for one term: its names and its ancestors' labels."""
 
     names: list[str]
     ancestor_labels: list[str]
-    iris: set[str]
 
 
 def organism_expansion(iri: str) -> Expansion:
     """Expansion of an NCBITaxon term: scientific, preferred and common names, synonyms, and
     the scientific and common names of its ancestors at the major ranks (genus to kingdom)."""
     vocab = _taxa(ontologies_dir())
-    names, _ancestors, iris = vocab.expansion(iri)
-    entry = vocab.find(iri)
+    names, ancestors = vocab.lineage(iri)
     labels: list[str] = []
-    if entry is not None:
-        for a in sorted(vocab.reach(entry.id, vocab.parents)):
-            if vocab.ranks.get(a) in _SEARCH_RANKS:
-                labels.append(_UNIQUE_SUFFIX_RE.sub("", vocab.entries[a].label))
-                labels.extend(vocab.common.get(a, ()))
-    return Expansion(names, list(dict.fromkeys(labels)), iris)
+    for a in ancestors:
+        if vocab.ranks.get(a) in _SEARCH_RANKS:
+            labels.append(_UNIQUE_SUFFIX_RE.sub("", vocab.entries[a].label))
+            labels.extend(vocab.common.get(a, ()))
+    return Expansion(names, list(dict.fromkeys(labels)))
 
 
 def imaging_method_expansion(iri: str) -> Expansion:
     """Expansion of an FBbi imaging method: label, synonyms, and the labels of its super-classes
     (so that 'confocal' finds spinning-disk confocal records)."""
-    return Expansion(*_fbbi(ontologies_dir()).expansion(iri))
+    vocab = _fbbi(ontologies_dir())
+    names, ancestors = vocab.lineage(iri)
+    return Expansion(names, [vocab.entries[a].label for a in ancestors])
 
 
 def term_label(iri: str) -> str | None:

@@ -96,8 +96,8 @@ def link_header(links: list[Link]) -> str:
     return ", ".join(link_value(link) for link in links)
 
 
-def linkset_json(anchor: str, links: list[Link]) -> str:
-    """RFC 9264 §4.2 JSON: one context object with a list of target objects per relation."""
+def linkset_context(anchor: str, links: list[Link]) -> dict[str, object]:
+    """One RFC 9264 §4.2 context object: the anchor and a list of target objects per relation."""
     context: dict[str, object] = {"anchor": anchor}
     for link in links:
         target: dict[str, str] = {"href": link.href}
@@ -108,7 +108,12 @@ def linkset_json(anchor: str, links: list[Link]) -> str:
         targets = context.setdefault(link.rel, [])
         assert isinstance(targets, list)
         targets.append(target)
-    return json.dumps({"linkset": [context]}, indent=1)
+    return context
+
+
+def linkset_json(anchor: str, links: list[Link]) -> str:
+    """RFC 9264 §4.2 JSON of one anchor's links."""
+    return json.dumps({"linkset": [linkset_context(anchor, links)]}, indent=1)
 
 
 def linkset_text(anchor: str, links: list[Link]) -> str:

@@ -28,6 +28,7 @@ from node.linkeddata.signposting import (
     Link,
     dataset_links,
     link_value,
+    linkset_context,
     linkset_json,
     linkset_text,
 )
@@ -240,23 +241,11 @@ def api_catalog_links() -> list[dict[str, object]]:
             [Link("https://www.sitemaps.org/protocol.html", "service-doc", "text/html")],
         ),
     ]
-    contexts: list[dict[str, object]] = [
-        {
-            "anchor": f"{base}/.well-known/api-catalog",
-            "item": [{"href": anchor} for anchor, _ in apis],
-        }
+    items = [Link(anchor, "item") for anchor, _ in apis]
+    return [
+        linkset_context(f"{base}/.well-known/api-catalog", items),
+        *(linkset_context(anchor, links) for anchor, links in apis),
     ]
-    for anchor, links in apis:
-        context: dict[str, object] = {"anchor": anchor}
-        for link in links:
-            target: dict[str, str] = {"href": link.href}
-            if link.type:
-                target["type"] = link.type
-            targets = context.setdefault(link.rel, [])
-            assert isinstance(targets, list)
-            targets.append(target)
-        contexts.append(context)
-    return contexts
 
 
 @linkeddata.route("/.well-known/api-catalog", methods=["GET", "HEAD"])

@@ -9,7 +9,7 @@ meantime must not show (its count may, until the queue is drained).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
@@ -69,8 +69,7 @@ class SearchService:
             default_limit=self.config.web.page_size,
             max_limit=self.config.web.max_page_size,
         )
-        query = SearchQuery(**{**query.__dict__, "facet_size": self.config.search.facet_size})
-        return query, scope
+        return replace(query, facet_size=self.config.search.facet_size), scope
 
     def search(self, args: Mapping[str, Sequence[str]], identity: Identity) -> SearchPage:
         query, scope = self.query_for(args, identity)

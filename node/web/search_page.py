@@ -49,8 +49,10 @@ class Link:
     active: bool = False
 
 
-def _href(args: list[tuple[str, str]]) -> str:
-    query = urlencode([(k, v) for k, v in args if k != "cursor"])
+def _href(args: list[tuple[str, str]], *, keep_cursor: bool = False) -> str:
+    """This page with ``args``; a cursor is dropped unless asked for (a new filter, sort or
+    scope starts from the first page)."""
+    query = urlencode([(k, v) for k, v in args if keep_cursor or k != "cursor"])
     return url_for("web.search") + (f"?{query}" if query else "")
 
 
@@ -115,9 +117,8 @@ def search_page() -> tuple[str, int]:
     ]  # fmt: skip
     next_href = None
     if page is not None and page.next:
-        next_href = (
-            _href(args) + ("&" if "?" in _href(args) else "?") + urlencode({"cursor": page.next})
-        )
+        kept = [(k, v) for k, v in args if k != "cursor"]
+        next_href = _href([*kept, ("cursor", page.next)], keep_cursor=True)
     return (
         render_template(
             "search.html",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -600,9 +601,13 @@ def test_health_and_errors_when_the_cluster_is_down(tmp_path: Path):
 
 
 def _down(url: str) -> bool:
+    """Whether nothing answers at ``url``. A server still shutting down (or another process that
+    took the port) can answer with a broken status line: that is not down."""
     try:
         with urlopen(url + "/", timeout=1):
             return False
+    except HTTPException:
+        return False
     except OSError:
         return True
 

@@ -1,0 +1,41 @@
+"""Output helpers shared by the benchmark scripts: aligned tables, progress lines, load average."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def table(title: str, header: list[str], rows: list[list[str]], note: str = "") -> str:
+    """A plain-text table with aligned columns (numbers right-aligned)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            c = str(c)
+            numeric = i > 0 and c[:1].isdigit()
+            out.append(c.rjust(widths[i]) if numeric else c.ljust(widths[i]))
+        return " | ".join(out).rstrip()
+
+    sep = "-+-".join("-" * w for w in widths)
+    text = [title, "=" * len(title), line(header), sep, *(line(r) for r in rows)]
+    if note:
+        text += ["", note]
+    return "\n".join(text) + "\n"
+
+
+def emit(text: str) -> None:
+    print(text, flush=True)
+
+
+def log(msg: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
