@@ -67,9 +67,13 @@ class DatasetRow(Base):
     visibility: Mapped[str] = mapped_column(String(16), index=True)
     data_access: Mapped[str] = mapped_column(String(16))
     origin_node: Mapped[str] = mapped_column(String(64), index=True)
-    modified: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    modified: Mapped[datetime] = mapped_column(UTCDateTime())
     dirty: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     doc: Mapped[dict] = mapped_column(JsonDoc)
+
+    # OAI-PMH lists and /catalog page by the key (modified, id): one index walk per page.
+    # It also serves every query on `modified` alone (0004 dropped the single-column index).
+    __table_args__ = (Index("ix_datasets_modified_id", "modified", "id"),)
 
 
 class ImageRow(Base):
