@@ -36,6 +36,7 @@ SECRET_ENV = {
     "FAIRNODE_SECRET_KEY": "Flask session signing key (a random one is made per process if unset)",
     "FAIRNODE_DATACITE_USERNAME": "DataCite repository account id ([pid] scheme = datacite)",
     "FAIRNODE_DATACITE_PASSWORD": "DataCite repository account password",
+    "FAIRNODE_FEDERATION_TOKEN": "bearer token peers present to be served `federation` records",
 }
 
 
@@ -66,6 +67,13 @@ class NodeSettings:
     )
     description: str = setting("", help="One paragraph about the node, shown on the home page.")
     contact_email: str = setting("", help="Contact address published in the node's metadata.")
+    country: str = setting(
+        "", help="ISO 3166-1 alpha-2 country code, e.g. `FR`; national search scope uses it."
+    )
+    parents: list = setting(
+        [], help='Ids of the nodes this node reports to, e.g. `["amu"]` (its university).'
+    )
+    ror: str = setting("", help="ROR id of the institution running the node (https://ror.org/…).")
 
 
 @dataclass
@@ -230,6 +238,60 @@ class PidSettings:
     )
 
 
+PEER_PROTOCOLS = ("fairnode", "oai-pmh", "dcat")
+
+
+@dataclass
+class PeerSettings:
+    """[[federation.peers]]: one node or repository this node harvests (docs/federation.md)."""
+
+    id: str = setting(help="Short slug naming the peer (its node id, for a fairnode peer).")
+    url: str = setting(
+        help="Base URL: the node's (fairnode), the OAI-PMH endpoint (oai-pmh) or the DCAT "
+        "catalog's first page (dcat)."
+    )
+    protocol: str = setting("fairnode", help="How the peer is read.", choices=PEER_PROTOCOLS)
+    schedule: str = setting(
+        "*/30 * * * *", help="Cron expression for `fairnode worker`; empty: only by hand."
+    )
+    metadata_prefix: str = setting(
+        "",
+        help="OAI-PMH format to harvest (oai-pmh): empty picks oai_datacite, else oai_dc, from "
+        "what the repository lists; fairnode peers always use dcat_ap.",
+    )
+    set_spec: str = setting("", help="OAI-PMH set to harvest (empty: the whole repository).")
+    token_env: str = setting(
+        "",
+        help="Name of the environment variable holding the bearer token this node presents to "
+        "the peer (to be served its `federation` records).",
+    )
+
+
+@dataclass
+class FederationSettings:
+    """[federation]: harvesting peers (docs/federation.md)."""
+
+    timeout_seconds: float = setting(30.0, help="Connect and read timeout of each request.")
+    max_response_mb: int = setting(
+        64, help="Largest response body read from a peer; a bigger one fails the request."
+    )
+    max_retries: int = setting(
+        3, help="Retries of a request that failed with 429, 5xx or a network error."
+    )
+    max_retry_after_seconds: int = setting(
+        120, help="Longest Retry-After honoured; a peer asking for more fails the run."
+    )
+    overlap_seconds: int = setting(
+        300,
+        help="An incremental harvest asks for records changed since the last successful "
+        "harvest began, minus this much (clock skew and slow commits on the peer).",
+    )
+    max_pages: int = setting(
+        100000, help="Most resumption pages in one run: an endless list fails the run."
+    )
+    peers: list = setting([], help="The [[federation.peers]] tables.")
+
+
 @dataclass
 class Config:
     """The whole configuration of one node."""
@@ -241,6 +303,7 @@ class Config:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     pid: PidSettings = field(default_factory=PidSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
     path: Path | None = None  # the file it was read from
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -300,6 +363,7 @@ SECTIONS: dict[str, type] = {
     "worker": WorkerSettings,
     "search": SearchSettings,
     "pid": PidSettings,
+    "federation": FederationSettings,
 }
 
 
@@ -331,6 +395,10 @@ def declared_settings() -> list[tuple[str, dataclasses.Field]]:
             if section == "harvest" and f.name == "sources":
                 for sf in dataclasses.fields(SourceSettings):
                     out.append((f"harvest.sources[].{sf.name}", sf))
+                continue
+            if section == "federation" and f.name == "peers":
+                for pf in dataclasses.fields(PeerSettings):
+                    out.append((f"federation.peers[].{pf.name}", pf))
                 continue
             out.append((f"{section}.{f.name}", f))
     return out
@@ -395,7 +463,7 @@ def _build(
             hint = f" (did you mean {', '.join(sorted(near))}?)" if near else ""
             problems.append(Problem(where, f"{prefix}{key}", f"unknown setting{hint}"))
     for f in dataclasses.fields(cls):
-        if cls is HarvestSettings and f.name == "sources":
+        if (cls, f.name) in ((HarvestSettings, "sources"), (FederationSettings, "peers")):
             continue
         key = f"{prefix}{f.name}"
         raw = table.get(f.name, dataclasses.MISSING)
@@ -434,6 +502,19 @@ def _check_node(node: NodeSettings, where: str, problems: list[Problem]) -> None
     elif node.base_url.endswith("/"):
         problems.append(
             Problem(where, "node.base_url", f"{node.base_url!r}: drop the trailing '/'")
+        )
+    if node.country and not re.fullmatch(r"[A-Z]{2}", node.country):
+        problems.append(
+            Problem(where, "node.country", f"{node.country!r} is not an ISO 3166-1 code like FR")
+        )
+    for i, parent in enumerate(node.parents):
+        if not isinstance(parent, str) or not NODE_ID_RE.match(parent):
+            problems.append(Problem(where, f"node.parents[{i}]", f"{parent!r} is not a node id"))
+        elif parent == node.id:
+            problems.append(Problem(where, f"node.parents[{i}]", "a node cannot report to itself"))
+    if node.ror and not re.fullmatch(r"https://ror\.org/0[a-z0-9]{6}\d{2}", node.ror):
+        problems.append(
+            Problem(where, "node.ror", f"{node.ror!r} is not a ROR id (https://ror.org/0xxxxxx00)")
         )
 
 
@@ -553,6 +634,65 @@ def _check_pid(pid: PidSettings, where: str, problems: list[Problem]) -> None:
         problems.append(Problem(where, "pid.datacite_prefix", 'required when scheme = "datacite"'))
 
 
+def _check_federation(fed: FederationSettings, where: str, problems: list[Problem]) -> None:
+    for key in ("timeout_seconds", "max_response_mb", "max_pages"):
+        if getattr(fed, key) <= 0:
+            problems.append(Problem(where, f"federation.{key}", f"{getattr(fed, key)} must be > 0"))
+    for key in ("max_retries", "max_retry_after_seconds", "overlap_seconds"):
+        if getattr(fed, key) < 0:
+            problems.append(Problem(where, f"federation.{key}", f"{getattr(fed, key)} must be ≥ 0"))
+
+
+def check_peer(peer: PeerSettings, key: str, where: str, node_id: str | None) -> list[Problem]:
+    """What is wrong with one peer (also used by `fairnode peers add`)."""
+    problems: list[Problem] = []
+    if not NODE_ID_RE.match(peer.id):
+        problems.append(Problem(where, f"{key}.id", f"{peer.id!r} must be a slug (a-z, 0-9, '-')"))
+    elif peer.id == node_id:
+        problems.append(Problem(where, f"{key}.id", f"{peer.id!r} is this node's own id"))
+    url = urlsplit(peer.url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        problems.append(Problem(where, f"{key}.url", f"{peer.url!r} is not an http(s) URL"))
+    elif url.password or url.username:
+        problems.append(
+            Problem(where, f"{key}.url", "holds credentials: give a token through token_env")
+        )
+    if peer.schedule and (err := _check_cron(peer.schedule)):
+        problems.append(Problem(where, f"{key}.schedule", f"{peer.schedule!r}: {err}"))
+    if peer.token_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", peer.token_env):
+        problems.append(
+            Problem(
+                where, f"{key}.token_env", f"{peer.token_env!r} is not an environment variable name"
+            )
+        )
+    return problems
+
+
+def _build_peers(
+    data: dict[str, Any], where: str, problems: list[Problem], node_id: str | None
+) -> list[PeerSettings]:
+    section = data.get("federation", {})
+    raw = section.get("peers", []) if isinstance(section, dict) else []
+    if not isinstance(raw, list):
+        problems.append(
+            Problem(where, "federation.peers", "must be an array of tables [[federation.peers]]")
+        )
+        return []
+    peers: list[PeerSettings] = []
+    seen: set[str] = set()
+    for i, table in enumerate(raw):
+        key = f"federation.peers[{i}]"
+        peer = _build(PeerSettings, table, f"{key}.", where, problems, env=False)
+        if peer is None:
+            continue
+        if peer.id in seen:
+            problems.append(Problem(where, f"{key}.id", f"duplicate peer {peer.id!r}"))
+        seen.add(peer.id)
+        problems.extend(check_peer(peer, key, where, node_id))
+        peers.append(peer)
+    return peers
+
+
 def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = True) -> Config:
     """Build a Config from a parsed TOML mapping, or raise ConfigError listing every problem."""
     where = str(path) if path else "<config>"
@@ -612,10 +752,16 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
                 where, "web.page_size", f"{web.page_size} must be between 1 and web.max_page_size"
             )
         )
+    federation: FederationSettings | None = built["federation"]
+    peers = _build_peers(data, where, problems, node_id=getattr(built["node"], "id", None))
+    if federation is not None:
+        _check_federation(federation, where, problems)
     if problems:
         raise ConfigError(problems)
     assert harvest is not None
+    assert federation is not None
     harvest.sources = sources
+    federation.peers = peers
     if os.environ.get("PORT", "").isdigit():
         built["web"].port = int(os.environ["PORT"])
     return Config(
@@ -626,6 +772,7 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, env: bool = 
         worker=built["worker"],
         search=built["search"],
         pid=built["pid"],
+        federation=federation,
         path=path,
         base_dir=base_dir,
     )
@@ -663,7 +810,7 @@ def starter_toml(
     for section, cls in SECTIONS.items():
         lines.append(f"[{section}]")
         for f in dataclasses.fields(cls):
-            if section == "harvest" and f.name == "sources":
+            if (section, f.name) in (("harvest", "sources"), ("federation", "peers")):
                 continue
             key = f"{section}.{f.name}"
             lines.append(f"# {f.metadata['help']}")
@@ -683,6 +830,13 @@ def starter_toml(
             lines.append(f"{f.name} = {_toml_value(src_values[f.name])}")
         else:
             lines.append(f"# {f.name} = {_toml_value(_default(f))}")
+    lines.append("")
+    lines.append("# A peer to harvest (docs/federation.md); uncomment and repeat per peer.")
+    lines.append("# [[federation.peers]]")
+    peer_values = {"id": "inst-a", "url": "https://inst-a.example.org"}
+    for f in dataclasses.fields(PeerSettings):
+        lines.append(f"# {f.metadata['help']}")
+        lines.append(f"# {f.name} = {_toml_value(peer_values.get(f.name, _default(f)))}")
     lines.append("")
     return "\n".join(lines)
 

@@ -170,3 +170,64 @@ class PidRow(Base):
     minted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     scheme: Mapped[str] = mapped_column(String(16))  # "ark" or "datacite"
     status: Mapped[str] = mapped_column(String(16), default="active")  # active, withdrawn
+
+
+class PeerRow(Base):
+    """A peer added with `fairnode peers add` (peers from [[federation.peers]] are not stored:
+    the config file is their source; an id may not be in both)."""
+
+    __tablename__ = "peers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    protocol: Mapped[str] = mapped_column(String(16))
+    schedule: Mapped[str] = mapped_column(String(64), default="")
+    metadata_prefix: Mapped[str] = mapped_column(String(64), default="")
+    set_spec: Mapped[str] = mapped_column(Text, default="")
+    token_env: Mapped[str] = mapped_column(String(64), default="")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PeerStateRow(Base):
+    """What the node knows of harvesting one peer: where the next incremental run starts, the
+    last success and the last error (the admin page and GET /api/v1/peers show it)."""
+
+    __tablename__ = "peer_state"
+
+    peer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the peer's clock at the start of the last successful run: the next run's `from`
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_started: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_counts: Mapped[dict] = mapped_column(JsonDoc, default=dict)
+
+
+class FederatedRecordRow(Base):
+    """Which catalog record a peer's record became: a deletion names the record only by the
+    peer's identifier (an OAI header has no metadata), so the mapping is kept."""
+
+    __tablename__ = "federated_records"
+
+    peer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remote_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    datestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FederationNodeRow(Base):
+    """A node of the federation this node has heard of, from a peer's descriptor (its own, or
+    one it lists): its place (level, parents, country) decides the search scopes."""
+
+    __tablename__ = "federation_nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    parents: Mapped[list] = mapped_column(JsonDoc, default=list)
+    ror: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    learnt_from: Mapped[str] = mapped_column(String(64))  # the peer whose descriptor said so
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
