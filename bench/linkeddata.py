@@ -533,6 +533,8 @@ def gunicorn(
     env["BENCH_LD_BODIES"] = str(node.work / f"bodies-{node.tag}.json")
     target = "node.wsgi:app" if app == "node" else "bench.linkeddata:static_app()"
     cmd = gunicorn_cmd(port, worker_class, workers, threads, target)
+    # bench/ on the path: bench.linkeddata imports its sibling `report` as a top-level module
+    cmd[-1:-1] = ["--pythonpath", str(ROOT / "bench")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     label = f"gunicorn {app} ({workers} {worker_class} workers)"

@@ -12,9 +12,9 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
-from node.auth.policy import ANONYMOUS, Identity, ReadScope, read_scope
+from node.auth.policy import Identity, ReadScope, read_scope
 from node.config import Config
 
 if TYPE_CHECKING:
@@ -58,8 +58,11 @@ def node_context() -> NodeContext:
 
 
 def current_identity() -> Identity:
-    """Who is asking. Everyone is anonymous until OIDC sign-in arrives (DESIGN §8)."""
-    return ANONYMOUS
+    """Who is asking: a federation peer presenting the bearer token (``node.auth.peers``),
+    else anonymous until OIDC sign-in arrives (DESIGN §8). A wrong token is a 401."""
+    from node.auth.peers import peer_identity
+
+    return peer_identity(request.headers.get("Authorization"))
 
 
 def current_scope() -> ReadScope:
@@ -73,6 +76,7 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
     from node.catalog.db import open_catalog
     from node.catalog.runs import RunStore
     from node.catalog.service import RecordService
+    from node.federation.views import federation
     from node.linkeddata.views import linkeddata
     from node.oai.views import oai
     from node.pid.views import pid
@@ -100,6 +104,7 @@ def create_app(config: Config, *, engine: Engine | None = None) -> Flask:
     )
 
     app.register_blueprint(api)
+    app.register_blueprint(federation)
     app.register_blueprint(linkeddata)
     app.register_blueprint(oai)
     app.register_blueprint(pid)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -351,6 +353,248 @@ def _lifecycle_change(ctx: click.Context, change) -> None:
     click.echo(outcome.message)
     if outcome.changed:
         _index(cfg, engine, quiet=True)
+
+
+# --------------------------------------------------------------------------- federation
+
+
+@main.command()
+@click.option(
+    "--peer", "peer_ids", multiple=True, help="Only this peer (repeatable; default: all)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def federate(ctx: click.Context, peer_ids: tuple[str, ...], quiet: bool) -> None:
+    """Harvest the federation peers now (incrementally), with a progress bar and a summary."""
+    from tqdm import tqdm
+
+    from node.errors import NodeError
+    from node.federation.peers import PeerStore
+    from node.federation.runner import federate as run_federation
+
+    cfg = _load(ctx)
+    engine = _engine(cfg)
+    try:
+        peers = [p.id for p in PeerStore(cfg, engine).list()] if not peer_ids else list(peer_ids)
+        for pid in peer_ids:
+            PeerStore(cfg, engine).get(pid)
+    except NodeError as e:
+        engine.dispose()
+        raise click.ClickException(e.message) from None
+    if not peers:
+        engine.dispose()
+        raise click.ClickException(
+            "no peers: add [[federation.peers]] to the configuration or run `fairnode peers add`"
+        )
+    bars: dict[str, tqdm] = {}
+
+    def progress(peer_id: str, counts) -> None:
+        bar = bars.get(peer_id)
+        if bar is None:
+            bar = bars[peer_id] = tqdm(
+                desc=f"federate {peer_id}",
+                unit=" records",
+                disable=quiet,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        bar.update(counts.read - bar.n)
+        bar.set_postfix(skipped=counts.skipped, refresh=False)
+
+    try:
+        results = run_federation(cfg, engine, peers, progress=progress, index=False)
+    finally:
+        for bar in bars.values():
+            bar.close()
+        _index(cfg, engine, quiet=quiet)
+        engine.dispose()
+    failed = False
+    for peer_id, run in results.items():
+        c = run.counts
+        line = (
+            f"{peer_id}: {run.status} in {run.seconds:.1f}s — {c.read} read, {c.added} added, "
+            f"{c.updated} updated, {c.withdrawn} withdrawn, {c.unchanged} unchanged, "
+            f"{c.own} own, {c.skipped} skipped" + (f" (run {run.run_id})" if run.run_id else "")
+        )
+        click.echo(line)
+        if run.message:
+            click.echo(f"  {run.message}", err=True)
+        for p in c.problems[:20]:
+            click.echo(f"  skipped {p.remote_id or '(no identifier)'}: {p.reason}", err=True)
+        if len(c.problems) > 20 and run.run_id:
+            click.echo(
+                f"  … {len(c.problems) - 20} more: GET /api/v1/harvest/runs/{run.run_id}",
+                err=True,
+            )
+        failed = failed or not run.ok
+    ctx.exit(1 if failed else 0)
+
+
+@main.group()
+def peers() -> None:
+    """List, add, remove and check the peers this node harvests."""
+
+
+@contextmanager
+def _peer_store(ctx: click.Context) -> Iterator[tuple]:
+    """(config, engine, PeerStore); the engine's connections are closed at the end."""
+    from node.federation.peers import PeerStore
+
+    cfg = _load(ctx)
+    engine = _engine(cfg)
+    try:
+        yield cfg, engine, PeerStore(cfg, engine)
+    finally:
+        engine.dispose()
+
+
+def _node_error(e) -> click.ClickException:
+    return click.ClickException("\n  ".join([e.message, *e.errors]))
+
+
+@peers.command("add")
+@click.argument("peer_id")
+@click.argument("url")
+@click.option(
+    "--protocol",
+    type=click.Choice(["fairnode", "oai-pmh", "dcat"]),
+    default="fairnode",
+    show_default=True,
+)
+@click.option("--schedule", default="*/30 * * * *", show_default=True, help="Cron; '' = manual.")
+@click.option("--metadata-prefix", default="", help="OAI-PMH format (oai-pmh peers).")
+@click.option("--set", "set_spec", default="", help="OAI-PMH set (oai-pmh peers).")
+@click.option("--token-env", default="", help="Environment variable holding the bearer token.")
+@click.pass_context
+def peers_add(
+    ctx: click.Context,
+    peer_id: str,
+    url: str,
+    protocol: str,
+    schedule: str,
+    metadata_prefix: str,
+    set_spec: str,
+    token_env: str,
+) -> None:
+    """Add peer PEER_ID served at URL (validated like the configuration's peers)."""
+    from node.config import PeerSettings
+    from node.errors import NodeError
+
+    settings = PeerSettings(
+        id=peer_id,
+        url=url,
+        protocol=protocol,
+        schedule=schedule,
+        metadata_prefix=metadata_prefix,
+        set_spec=set_spec,
+        token_env=token_env,
+    )
+    with _peer_store(ctx) as (_cfg, _engine_, store):
+        try:
+            store.add(settings)
+        except NodeError as e:
+            raise _node_error(e) from None
+    click.echo(
+        f"added peer {peer_id!r} ({protocol}, {url}); "
+        f"schedule {schedule or 'manual'}. Harvest it now: fairnode federate --peer {peer_id}"
+    )
+
+
+@peers.command("list")
+@click.pass_context
+def peers_list(ctx: click.Context) -> None:
+    """Every peer: protocol, URL, schedule, where it is set, last success and error, records."""
+    from node.auth.policy import Identity, read_scope
+    from node.errors import NodeError
+    from node.federation.state import PeerStateStore
+
+    with _peer_store(ctx) as (_cfg, engine, store):
+        try:
+            peers_ = store.list()
+        except NodeError as e:
+            raise _node_error(e) from None
+        if not peers_:
+            click.echo("no peers (add one with `fairnode peers add ID URL`)")
+            return
+        states = PeerStateStore(engine).all()
+        admin = read_scope(Identity(roles=frozenset({"admin"})))
+        counts = PeerStateStore(engine).record_counts(admin)
+        header = (
+            "ID",
+            "PROTOCOL",
+            "URL",
+            "SCHEDULE",
+            "SOURCE",
+            "LAST SUCCESS",
+            "LAST ERROR",
+            "RECORDS",
+        )
+        table = [header]
+        for p in peers_:
+            st = states.get(p.id)
+            success = (
+                st.last_success.strftime("%Y-%m-%d %H:%M") if st and st.last_success else "never"
+            )
+            error = "-"
+            if st and st.last_error and (not st.last_success or st.last_error_at > st.last_success):
+                error = st.last_error if len(st.last_error) <= 60 else st.last_error[:59] + "…"
+            table.append(
+                (
+                    p.id,
+                    p.protocol,
+                    p.url,
+                    p.schedule or "manual",
+                    p.origin,
+                    success,
+                    error,
+                    str(counts.get(p.id, 0)),
+                )
+            )
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            click.echo(
+                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+
+@peers.command("remove")
+@click.argument("peer_id")
+@click.pass_context
+def peers_remove(ctx: click.Context, peer_id: str) -> None:
+    """Remove a peer added with `fairnode peers add` (its harvested records stay)."""
+    from node.errors import NodeError
+    from node.federation.state import PeerStateStore
+
+    with _peer_store(ctx) as (_cfg, engine, store):
+        try:
+            store.remove(peer_id)
+        except NodeError as e:
+            raise _node_error(e) from None
+        PeerStateStore(engine).forget(peer_id)
+    click.echo(
+        f"removed peer {peer_id!r}; the records harvested from it stay in the catalog "
+        "(withdraw them one by one with `fairnode withdraw` if they must go)"
+    )
+
+
+@peers.command("check")
+@click.argument("peer_id")
+@click.pass_context
+def peers_check(ctx: click.Context, peer_id: str) -> None:
+    """Ask PEER_ID who it is (descriptor, OAI-PMH Identify or the DCAT catalog) and say what
+    was found, or why it failed."""
+    from node.errors import NodeError
+    from node.federation.peers import check as check_peer
+
+    with _peer_store(ctx) as (cfg, _engine_, store):
+        try:
+            lines = check_peer(cfg, store.get(peer_id))
+        except NodeError as e:
+            click.echo(f"{peer_id}: FAILED — {e.message}", err=True)
+            ctx.exit(1)
+    click.echo(f"{peer_id}: OK")
+    for line in lines:
+        click.echo(f"  {line}")
 
 
 if __name__ == "__main__":

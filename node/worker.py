@@ -37,6 +37,18 @@ def harvest_job(config: Config, engine: Engine, source: str) -> None:
     index_job(config, engine)
 
 
+def federate_job(config: Config, engine: Engine, peer_id: str) -> None:
+    """One scheduled federation harvest of one peer; a run busy elsewhere is skipped."""
+    from node.federation.runner import federate
+
+    run = federate(config, engine, [peer_id], index=False)[peer_id]
+    if run.status == "busy":
+        log.warning("skipped scheduled federation harvest: %s", run.message)
+        return
+    log.info("federate %s: %s %s", peer_id, run.status, run.message or "")
+    index_job(config, engine)
+
+
 def index_job(config: Config, engine: Engine) -> None:
     """Drain the search queue: index what the catalog changed since the last drain."""
     from node.search.factory import open_backend
@@ -52,7 +64,7 @@ def index_job(config: Config, engine: Engine) -> None:
 
 
 def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingScheduler:
-    """A scheduler with one cron job per source that has a schedule."""
+    """A scheduler with one cron job per source and per peer that has a schedule."""
     sched = BlockingScheduler(timezone=config.worker.timezone, **kwargs)
     sched.add_job(
         index_job,
@@ -76,7 +88,33 @@ def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingSc
             coalesce=True,  # after downtime, one catch-up run rather than a burst
             misfire_grace_time=3600,
         )
+    for peer in _peers(config, engine):
+        if not peer.schedule:
+            continue
+        sched.add_job(
+            federate_job,
+            CronTrigger.from_crontab(peer.schedule, timezone=config.worker.timezone),
+            args=(config, engine, peer.id),
+            id=f"federate:{peer.id}",
+            name=f"federate {peer.id}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
     return sched
+
+
+def _peers(config: Config, engine: Engine) -> list:
+    """The peers to schedule (config and `fairnode peers add`; the latter are read when the
+    worker starts: restart it after adding one). A conflict between both is logged, and then
+    only the config file's peers run."""
+    from node.federation.peers import PeerStore
+
+    try:
+        return PeerStore(config, engine).list()
+    except ConflictError as e:
+        log.error("%s; scheduling only the configuration's peers", e.message)
+        return list(config.federation.peers)
 
 
 def run_worker(config: Config, engine: Engine) -> None:

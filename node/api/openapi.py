@@ -185,6 +185,56 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+_NTIME = {"type": ["string", "null"], "format": "date-time"}
+_SCHEMAS["PeerState"] = {
+    "type": "object",
+    "required": [
+        "last_started",
+        "last_success",
+        "last_error",
+        "last_error_at",
+        "last_counts",
+        "next_run",
+    ],
+    "properties": {
+        "last_started": {**_NTIME, "description": "When the last run began."},
+        "last_success": {**_NTIME, "description": "When the last successful run began."},
+        "last_error": {**_NSTR, "description": "Why the last failed run failed."},
+        "last_error_at": _NTIME,
+        "last_counts": {
+            "type": "object",
+            "description": "What the last run did: read, added, updated, unchanged, withdrawn, "
+            "own (records born here, never imported back), skipped.",
+            "additionalProperties": {"type": "integer"},
+        },
+        "next_run": {**_NTIME, "description": "Next scheduled run; null: manual only."},
+    },
+}
+_SCHEMAS["Peer"] = {
+    "type": "object",
+    "required": ["id", "url", "protocol", "schedule", "origin", "state", "records"],
+    "properties": {
+        "id": _STR,
+        "url": {"type": "string", "format": "uri"},
+        "protocol": {"enum": ["fairnode", "oai-pmh", "dcat"]},
+        "schedule": {"type": "string", "description": "Cron expression; empty: manual only."},
+        "origin": {
+            "enum": ["config", "cli"],
+            "description": "Set in the configuration file, or added with `fairnode peers add`.",
+        },
+        "state": _ref("PeerState"),
+        "records": {
+            "type": "integer",
+            "description": "Records harvested from this peer that the caller may read.",
+        },
+    },
+}
+_SCHEMAS["PeerList"] = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": _ref("Peer")}},
+}
+
 for _name, _item in (("DatasetPage", "Dataset"), ("HarvestRunPage", "HarvestRun")):
     _SCHEMAS[_name] = {
         "type": "object",
@@ -395,6 +445,11 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "One harvest run with its errors",
                 _json(_ref("HarvestRun"), "The run."),
                 [_path_id("id", "Run id", {"type": "integer", "minimum": 1})],
+            ),
+            "/peers": _get(
+                "listPeers",
+                "The peers this node harvests, with their harvest state",
+                _json(_ref("PeerList"), "Every peer."),
             ),
         },
         "components": {

@@ -50,6 +50,7 @@ def index() -> Response:
                 "image": f"{base}/images/{{id}}",
                 "harvest_runs": f"{base}/harvest/runs",
                 "harvest_run": f"{base}/harvest/runs/{{id}}",
+                "peers": f"{base}/peers",
                 "thumbnail": f"{_base_url()}/thumbnails/{{image_id}}.png",
             },
         }
@@ -137,6 +138,19 @@ def list_runs() -> Response:
 def get_run(run_id: str) -> Response:
     _no_params()
     return jsonify(node_context().runs.get_run(parse_run_id(run_id)).to_json())
+
+
+# Peers and their harvest state: readable by everyone until sign-in arrives (DESIGN §8). Ids, URLs
+# and states are what the federation publishes anyway; token variable names are never shown, and
+# each peer's record count is of the records the caller may read.
+@api.get("/peers")
+def list_peers() -> Response:
+    """Every peer this node harvests, with its state, next scheduled run and record count."""
+    from node.federation.peers import describe_peers
+
+    _no_params()
+    ctx = node_context()
+    return jsonify({"items": describe_peers(ctx.config, ctx.records.engine, current_scope())})
 
 
 def _page_body(items: list[dict[str, Any]], page: Any) -> dict[str, Any]:

@@ -59,3 +59,20 @@ def tombstone_scope(identity: Identity) -> ReadScope:
     """Withdrawn records ``identity`` may see as tombstones (citation and reason, HTTP 410):
     those it could read when they were published, so a withdrawal never reveals more."""
     return ReadScope(frozenset({Lifecycle.withdrawn}), read_scope(identity).visibilities)
+
+
+# What may leave the node, whoever asks (OAI-PMH, the federation's harvests): `institution` and
+# `private` records never do, not even for a signed-in user or a curator, and drafts never do.
+EXPORTABLE = frozenset({Visibility.public, Visibility.federation})
+
+
+def export_scope(identity: Identity) -> ReadScope:
+    """The records served to ``identity`` as a harvester: public ones to anyone, and
+    `federation` ones to an authenticated peer (what ``read_scope`` grants, within EXPORTABLE)."""
+    scope = read_scope(identity)
+    return ReadScope(scope.lifecycles & {Lifecycle.published}, scope.visibilities & EXPORTABLE)
+
+
+def export_tombstone_scope(identity: Identity) -> ReadScope:
+    """Withdrawn records served to ``identity`` as deleted: those it could harvest before."""
+    return ReadScope(frozenset({Lifecycle.withdrawn}), export_scope(identity).visibilities)

@@ -278,6 +278,35 @@ class RecordService:
                 setattr(row, k, v)
         self.queue_for_search(s, [ds.id])
 
+    def save_datasets(self, s: Session, datasets: Iterable[Dataset]) -> None:
+        """Insert or replace many records without a source or folder (federation's harvested
+        records), queued for search in the caller's transaction like ``save_dataset``.
+
+        Two executemany upserts on the tables (not the ORM classes): their SQL is compiled once
+        and cached, where a multi-row VALUES statement is compiled anew for every batch."""
+        rows = [
+            {**dataset_row_values(ds, source=None, folder=None), "dirty": False} for ds in datasets
+        ]
+        if not rows:
+            return
+        insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+        table = DatasetRow.__table__
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={k: stmt.excluded[k] for k in rows[0] if k not in ("id", "dirty")},
+        )
+        s.execute(stmt, rows)
+        queue = SearchQueueRow.__table__
+        qstmt = insert(queue)
+        qstmt = qstmt.on_conflict_do_update(
+            index_elements=[queue.c.dataset_id],
+            set_={"queued_at": qstmt.excluded.queued_at, "attempts": 0, "last_error": None},
+        )
+        t = datetime.now(UTC)
+        ids = dict.fromkeys(r["id"] for r in rows)
+        s.execute(qstmt, [{"dataset_id": i, "queued_at": t, "attempts": 0} for i in ids])
+
     def save_images(
         self, s: Session, images: Iterable[Image], *, source: str | None = None
     ) -> None:

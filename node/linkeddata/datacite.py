@@ -295,9 +295,12 @@ def _one(root: Any, path: str) -> str | None:
     return text_of(root.find(path, namespaces={"d": NS}))
 
 
-def from_datacite_xml(data: bytes | str, *, origin_node: str) -> Dataset:
+def from_datacite_xml(
+    data: bytes | str, *, origin_node: str, dataset_id: str | None = None
+) -> Dataset:
     """The Dataset of a DataCite kernel-4 document. DataCite has no place for the node a
-    record was born on: ``origin_node`` says it (the peer it was harvested from, usually)."""
+    record was born on: ``origin_node`` says it (the peer it was harvested from, usually).
+    ``dataset_id`` is used when the document names no local id (a foreign repository's)."""
     root = parse_xml(data, "DataCite XML")
     if root.tag != f"{{{NS}}}resource":
         raise ValueError(f"DataCite XML: root element is {root.tag!r}, expected {{{NS}}}resource")
@@ -318,6 +321,7 @@ def from_datacite_xml(data: bytes | str, *, origin_node: str) -> Dataset:
     if identifier is not None and identifier.get("identifierType") == "URL":
         urls.append(text_of(identifier) or "")
     ds_id = ds_id or next((i for u in urls if (i := dataset_id_from_iri(u))), None)
+    ds_id = ds_id or dataset_id
     if not ds_id:
         raise ValueError(
             "DataCite XML: no dataset id (expected an alternateIdentifier of type "

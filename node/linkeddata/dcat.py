@@ -29,7 +29,7 @@ from node.ontologies import format_term, resolve_license
 from node.records import Dataset, Image, Person, Term
 
 from .context import CatalogPage, NodeInfo, catalog_iri, dataset_iri, node_iri, summary
-from .dcat_read import DCAT_FIELDS, dataset_from_graph, dataset_subjects
+from .dcat_read import DCAT_FIELDS, dataset_from_graph, dataset_subjects, is_absolute_iri
 from .identifiers import PidKind, pid_kind, publication_iri
 from .namespaces import (
     ACCESS_RIGHT,
@@ -44,6 +44,7 @@ from .namespaces import (
     DATA_THEME_SCHEME,
     DCAT,
     DCTERMS,
+    FAIRNODE,
     FBBI_ONTOLOGY,
     FILE_TYPE,
     FILE_TYPE_SCHEME,
@@ -398,6 +399,15 @@ def _provenance(g: Graph, s: URIRef, ds: Dataset) -> None:
     g.add((statement, RDF.type, DCTERMS.ProvenanceStatement))
     g.add((statement, RDFS.label, Literal(text + ".", lang="en")))
     g.add((s, DCTERMS.provenance, statement))
+    # Machine-readable too, so the next node rebuilds the provenance: the chain of nodes as an
+    # rdf:List (its order matters: nearest the origin first), the source record as what the
+    # dataset was derived from.
+    if p.harvested_via:
+        chain = BNode()
+        Collection(g, chain, [Literal(n) for n in p.harvested_via])
+        g.add((statement, FAIRNODE.harvestedVia, chain))
+    if p.source_record_url and is_absolute_iri(p.source_record_url):
+        g.add((s, PROV.wasDerivedFrom, URIRef(p.source_record_url)))
 
 
 # --------------------------------------------------------------------------- distributions

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from itertools import islice
 
 from rdflib import RDF, RDFS, BNode, Graph, Literal, URIRef
 from rdflib.collection import Collection
 from rdflib.term import Node
 
-from node.ontologies import resolve_license, term_label
+from node.ontologies import UnknownTermError, resolve_license, term_label
 from node.records import (
     DataAccess,
     DataLocation,
@@ -34,6 +35,7 @@ from .namespaces import (
     DATA_THEME,
     DCAT,
     DCTERMS,
+    FAIRNODE,
     FBBI,
     FOAF,
     NCBITAXON,
@@ -78,6 +80,8 @@ DCAT_FIELDS: tuple[str, ...] = (
     "data_access",
     "access_contact",
     "provenance.origin_node",
+    "provenance.harvested_via",
+    "provenance.source_record_url",
     "image_summary.acquired_from",
     "image_summary.acquired_to",
 )
@@ -104,9 +108,9 @@ def dataset_from_graph(
             f"dcat:Dataset <{s}> names no origin node: expected dct:publisher with a "
             "dct:identifier (the node id), or pass origin_node"
         )
-    ds_id = _text(g, s, DCTERMS.identifier) or dataset_id_from_iri(str(s))
-    if not ds_id:
-        raise ValueError(f"dcat:Dataset <{s}> has no dct:identifier and its IRI has no id")
+    # Another catalog's dataset may carry no dct:identifier (DCAT-AP makes it optional): its
+    # IRI is its identity then.
+    ds_id = _text(g, s, DCTERMS.identifier) or dataset_id_from_iri(str(s)) or str(s)
     title = _text(g, s, DCTERMS.title)
     if not title:
         raise ValueError(f"dcat:Dataset <{s}> has no dct:title")
@@ -135,17 +139,55 @@ def dataset_from_graph(
         ),
         "version": _text(g, s, DCAT.version),
         "data_location": DataLocation(url=_access_url(g, s, distributions)),
-        "total_size": sum(int(_text(g, d, DCAT.byteSize) or 0) for d in distributions),
+        "total_size": sum(_byte_size(g, d) for d in distributions),
         "formats": sorted({t for d in distributions if (t := _text(g, d, DCTERMS.title))}),
         "data_access": _access(g, s),
         "access_contact": _contact(g, s),
-        "provenance": Provenance(origin_node=origin),
+        "provenance": _provenance(g, s, origin),
         "image_summary": ImageSummary(acquired_from=start, acquired_to=end),
     }
     return Dataset(**{k: v for k, v in fields.items() if v is not None})
 
 
 # --------------------------------------------------------------------------- helpers
+
+MAX_CHAIN = 64  # nodes a record came through; a longer chain is a peer's error, cut there
+
+
+def is_absolute_iri(value: str) -> bool:
+    """Whether ``value`` can stand as an IRI in a graph: a scheme, no spaces or brackets."""
+    head, sep, _ = value.partition(":")
+    return bool(
+        sep
+        and head[:1].isalpha()
+        and all(c.isalnum() or c in "+-." for c in head)
+        and not any(c.isspace() or c in '<>"{}|\\^`' for c in value)
+    )
+
+
+def _provenance(g: Graph, s: URIRef, origin: str) -> Provenance:
+    """Origin node, the chain of nodes the record came through (fairnode:harvestedVia, an
+    rdf:List on the dct:ProvenanceStatement, order kept) and the source record
+    (prov:wasDerivedFrom); other catalogs' DCAT has neither, which leaves them empty."""
+    chain: list[str] = []
+    for statement in _sorted_values(g, s, DCTERMS.provenance):
+        head = g.value(statement, FAIRNODE.harvestedVia)
+        if head is None:
+            continue
+        try:
+            items = list(islice(g.items(head), MAX_CHAIN))
+        except ValueError:  # rdflib refuses a list whose rdf:rest loops
+            raise ValueError(
+                f"<{s}> {FAIRNODE.harvestedVia} is a looping rdf:List: expected the node ids"
+            ) from None
+        chain = [str(n) for n in items if isinstance(n, Literal) and str(n).strip()]
+        break
+    derived = [str(o) for o in _sorted_values(g, s, PROV.wasDerivedFrom) if isinstance(o, URIRef)]
+    return Provenance(
+        origin_node=origin,
+        harvested_via=chain,
+        source_record_url=derived[0] if derived else None,
+    )
 
 
 def _subject(g: Graph, subject: str | URIRef | None) -> URIRef:
@@ -194,7 +236,11 @@ def _date(g: Graph, s: Node, p: URIRef) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise ValueError(f"<{s}> {p} is {o!r}: expected an xsd:dateTime or xsd:date")
+    try:  # other catalogs often leave the datatype off an ISO 8601 date (or get it wrong)
+        moment = datetime.fromisoformat(str(o).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"<{s}> {p} is {o!r}: expected an xsd:dateTime or xsd:date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _pid(g: Graph, s: URIRef) -> str | None:
@@ -268,7 +314,20 @@ def _people(g: Graph, s: URIRef, prop: URIRef, order: URIRef) -> list[Person]:
 
 def _licence(g: Graph, distributions: list[Node]) -> str | None:
     iris = sorted({str(o) for d in distributions for o in g.objects(d, DCTERMS.license)})
-    return resolve_license(iris[0]).id if iris else None
+    for iri in iris:
+        try:
+            return resolve_license(iri).id
+        except UnknownTermError:
+            continue  # another catalog's licence IRI that is no SPDX licence: not a record field
+    return None
+
+
+def _byte_size(g: Graph, d: Node) -> int:
+    """dcat:byteSize as a whole number (some catalogs write "43008.0"); 0 when unreadable."""
+    try:
+        return max(0, int(float(_text(g, d, DCAT.byteSize) or 0)))
+    except ValueError:
+        return 0
 
 
 def _access_url(g: Graph, s: URIRef, distributions: list[Node]) -> str | None:

@@ -95,9 +95,12 @@ def to_oai_dc(ds: Dataset, *, base_url: str) -> bytes:
     )
 
 
-def from_oai_dc(data: bytes | str | etree._Element, *, origin_node: str) -> Dataset:
+def from_oai_dc(
+    data: bytes | str | etree._Element, *, origin_node: str, dataset_id: str | None = None
+) -> Dataset:
     """The Dataset of an ``oai_dc:dc`` document or element. Dublin Core names no origin node:
-    ``origin_node`` says it."""
+    ``origin_node`` says it. ``dataset_id`` is used when no dc:identifier holds a local id
+    (a foreign repository's record)."""
     root = data if isinstance(data, etree._Element) else parse_xml(data, "oai_dc XML")
     if root.tag != f"{{{OAI_DC}}}dc":
         raise ValueError(f"oai_dc XML: root element is {root.tag!r}, expected {{{OAI_DC}}}dc")
@@ -109,7 +112,7 @@ def from_oai_dc(data: bytes | str | etree._Element, *, origin_node: str) -> Data
     if not title:
         raise ValueError("oai_dc XML: no dc:title")
     identifiers = values("identifier")
-    ds_id = next((i for u in identifiers if (i := dataset_id_from_iri(u))), None)
+    ds_id = next((i for u in identifiers if (i := dataset_id_from_iri(u))), None) or dataset_id
     if not ds_id:
         raise ValueError("oai_dc XML: no dc:identifier of the form .../datasets/{id}")
     fields: dict[str, Any] = {
@@ -141,9 +144,13 @@ def from_oai_dc(data: bytes | str | etree._Element, *, origin_node: str) -> Data
 
 
 def _day(value: str) -> datetime:
-    """A W3CDTF date (or date-time) as an aware datetime."""
+    """A W3CDTF date (or date-time) as an aware datetime; a year (YYYY) or a month (YYYY-MM),
+    which W3CDTF allows and repositories send, is its first day."""
+    text = value.strip()
+    if len(text) in (4, 7):  # YYYY, YYYY-MM
+        text += "-01-01" if len(text) == 4 else "-01"
     try:
-        d = date.fromisoformat(value[:10])
+        d = date.fromisoformat(text[:10])
     except ValueError:
         raise ValueError(f"oai_dc XML: dc:date {value!r} is not a W3CDTF date") from None
     return datetime(d.year, d.month, d.day, tzinfo=UTC)

@@ -65,10 +65,18 @@ def serialise(graph: Graph, media_type: str) -> bytes:
     return data.encode("utf-8")
 
 
-def parse(data: bytes | str, media_type: str, *, contexts: dict[str, Any] | None = None) -> Graph:
+def parse(
+    data: bytes | str,
+    media_type: str,
+    *,
+    contexts: dict[str, Any] | None = None,
+    base: str | None = None,
+) -> Graph:
     """A graph from ``data`` in ``media_type``. JSON-LD ``@context`` URLs must be in
     ``contexts`` (URL → local context): a parser would otherwise fetch them, from a URL the
-    document chose. Parse errors are ValueError naming the media type."""
+    document chose. ``base`` is the URL the document came from: relative IRIs resolve against
+    it (without it rdflib resolves them against the working directory, as file: IRIs).
+    Parse errors are ValueError naming the media type."""
     fmt = RDF_MEDIA_TYPES[media_type_of(media_type)]
     if fmt == "json-ld":
         try:
@@ -83,7 +91,7 @@ def parse(data: bytes | str, media_type: str, *, contexts: dict[str, Any] | None
             warnings.filterwarnings(
                 "ignore", "ConjunctiveGraph is deprecated", category=DeprecationWarning
             )
-            g.parse(data=data, format=fmt)
+            g.parse(data=data, format=fmt, publicID=base)
     except (SyntaxError, ValueError) as exc:
         raise ValueError(f"{media_type}: could not be parsed: {exc}") from None
     return g

@@ -31,6 +31,9 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 SCHEMA = Namespace("http://schema.org/")
 BIBO = Namespace("http://purl.org/ontology/bibo/")  # bibo:authorList keeps the creator order
 DCATAP = Namespace("http://data.europa.eu/r5r/")
+# fairnode's own small vocabulary: the node descriptor (/.well-known/fairnode) and the parts of a
+# record's provenance no W3C vocabulary names (the ordered chain of nodes it came through).
+FAIRNODE = Namespace("https://w3id.org/fairnode/ns#")
 
 # EU Publications Office authority tables (the controlled vocabularies DCAT-AP asks for)
 EU_AUTHORITY = "http://publications.europa.eu/resource/authority/"
@@ -73,6 +76,7 @@ PREFIXES: dict[str, Namespace] = {
     "dct": DCTERMS,
     "dctype": DCMITYPE,
     "edam": EDAM,
+    "fairnode": FAIRNODE,
     "foaf": FOAF,
     "hydra": HYDRA,
     "locn": LOCN,

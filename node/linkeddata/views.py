@@ -240,6 +240,11 @@ def api_catalog_links() -> list[dict[str, object]]:
             f"{base}/sitemap.xml",
             [Link("https://www.sitemaps.org/protocol.html", "service-doc", "text/html")],
         ),
+        (
+            # the node descriptor: who this node is and where it sits in the federation
+            f"{base}/.well-known/fairnode",
+            [Link(f"{base}/.well-known/fairnode", "describedby", "application/ld+json")],
+        ),
     ]
     items = [Link(anchor, "item") for anchor, _ in apis]
     return [

@@ -1,10 +1,10 @@
 """The catalog queries behind OAI-PMH: which records are served, in which sets, page by page.
 
-Harvesters are anonymous, so the access policy decides (``node.auth.policy``): the records
-``read_scope(ANONYMOUS)`` may read (published and public) are served with their metadata, and
-the withdrawn ones it could read before (``tombstone_scope``: withdrawn and public) as deleted
-records that keep their identifier and datestamp. Drafts and private, institution and
-federation records never appear, not even as identifiers.
+The access policy decides what a harvester sees (``node.auth.policy.export_scope``): anonymous
+harvesters get published public records, an authenticated federation peer also `federation`
+ones; the withdrawn records the same caller could harvest before (``export_tombstone_scope``)
+are served as deleted records that keep their identifier and datestamp. Drafts, `institution`
+and `private` records never appear, for anyone, not even as identifiers.
 
 Lists are ordered by (modified, id) and paged by key: a page is the records after the last key
 served and below the upper bound the list froze when it started (see ``node.oai.tokens``).
@@ -32,7 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from node.auth.policy import ANONYMOUS, ReadScope, read_scope, tombstone_scope
+from node.auth.policy import (
+    ANONYMOUS,
+    Identity,
+    ReadScope,
+    export_scope,
+    export_tombstone_scope,
+)
 from node.catalog.db import session_factory
 from node.catalog.models import DatasetRow
 from node.records import Dataset, Lifecycle
@@ -119,11 +125,12 @@ def _in_scope(scope: ReadScope, keyed: bool) -> ColumnElement[bool]:
     )
 
 
-def served(keyed: bool = False) -> ColumnElement[bool]:
-    """Every record a harvester may see: readable ones, and the tombstones of readable ones.
-    ``keyed``: for a query that reads in (modified, id) order (see ``unindexed``)."""
+def served(identity: Identity = ANONYMOUS, keyed: bool = False) -> ColumnElement[bool]:
+    """Every record ``identity`` may harvest: readable ones, and the tombstones of readable
+    ones. ``keyed``: for a query that reads in (modified, id) order (see ``unindexed``)."""
     return or_(
-        _in_scope(read_scope(ANONYMOUS), keyed), _in_scope(tombstone_scope(ANONYMOUS), keyed)
+        _in_scope(export_scope(identity), keyed),
+        _in_scope(export_tombstone_scope(identity), keyed),
     )
 
 
@@ -140,8 +147,16 @@ def set_filter(set_spec: str | None, keyed: bool = False) -> ColumnElement[bool]
 
 
 class OAIStore:
-    def __init__(self, engine: Engine):
+    """The records served to ``identity`` (anonymous unless a peer authenticated)."""
+
+    def __init__(self, engine: Engine, identity: Identity = ANONYMOUS):
         self.sessions = session_factory(engine)
+        self.identity = identity
+
+    @property
+    def audience(self) -> frozenset[str]:
+        """The visibilities served to this store's identity (resumption tokens bind them)."""
+        return frozenset(v.value for v in export_scope(self.identity).visibilities)
 
     def _columns(self, with_doc: bool) -> Sequence:
         cols = [
@@ -170,12 +185,14 @@ class OAIStore:
     def earliest(self) -> datetime | None:
         """The oldest datestamp served (Identify's earliestDatestamp)."""
         with self.sessions() as s:
-            return s.scalar(select(func.min(DatasetRow.modified)).where(served()))
+            return s.scalar(select(func.min(DatasetRow.modified)).where(served(self.identity)))
 
     def get(self, dataset_id: str, *, with_doc: bool = True) -> Item | None:
         with self.sessions() as s:
             row = s.execute(
-                select(*self._columns(with_doc)).where(DatasetRow.id == dataset_id, served())
+                select(*self._columns(with_doc)).where(
+                    DatasetRow.id == dataset_id, served(self.identity)
+                )
             ).first()
         return None if row is None else self._item(row, with_doc)
 
@@ -185,14 +202,19 @@ class OAIStore:
         with self.sessions() as s:
             for family, column in _SET_COLUMNS.items():
                 out[family] = list(
-                    s.scalars(select(column).where(served()).distinct().order_by(column))
+                    s.scalars(
+                        select(column).where(served(self.identity)).distinct().order_by(column)
+                    )
                 )
         return out
 
-    @staticmethod
-    def _where(q: Query, *, keyed: bool = False) -> list[ColumnElement[bool]]:
+    def _where(self, q: Query, *, keyed: bool = False) -> list[ColumnElement[bool]]:
         """The conditions of ``q``; ``keyed`` when the query reads a page in key order."""
-        where = [served(keyed), set_filter(q.set_spec, keyed), DatasetRow.modified < q.upper]
+        where = [
+            served(self.identity, keyed),
+            set_filter(q.set_spec, keyed),
+            DatasetRow.modified < q.upper,
+        ]
         if q.from_ is not None:
             where.append(DatasetRow.modified >= q.from_)
         return where

@@ -7,16 +7,18 @@ Every answer is HTTP 200 with ``text/xml``; protocol errors are ``error`` elemen
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, request
 from lxml import etree
 
-from node.app import node_context
+from node.app import current_identity, node_context
 from node.linkeddata.context import NodeInfo
 from node.linkeddata.dublincore import DC, OAI_DC
 from node.linkeddata.dublincore import SCHEMA_LOCATION as OAI_DC_SCHEMA_LOCATION
+from node.records import Visibility
 
 from . import tokens
 from .formats import FORMATS, MetadataFormat
@@ -68,7 +70,10 @@ ACCESS_NAMES = {
 def endpoint() -> Response:
     ctx = node_context()
     node = NodeInfo.from_config(ctx.config)
-    provider = Provider(node, OAIStore(ctx.records.engine), datetime.now(UTC))
+    # A peer presenting the federation's token is also served `federation` records; a wrong
+    # token is an HTTP 401 before any OAI answer (node.auth.peers).
+    identity = current_identity()
+    provider = Provider(node, OAIStore(ctx.records.engine, identity), datetime.now(UTC))
     # POST carries the arguments as application/x-www-form-urlencoded (section 3.1.1.2).
     args = request.form if request.method == "POST" else request.args
     req: OAIRequest | None = None
@@ -207,9 +212,11 @@ class Provider:
             el,
             VISIBILITY,
             "Records by metadata visibility",
-            "Only public records are served to harvesters, so this set holds every record.",
+            "Public records are served to every harvester, federation records only to "
+            "authenticated peers of the federation; no other record leaves the node.",
         )
-        self._set(el, f"{VISIBILITY}:public", "Public records")
+        for visibility in sorted(self.store.audience):
+            self._set(el, f"{VISIBILITY}:{visibility}", f"{visibility.capitalize()} records")
         self._set(el, ACCESS, "Records by data access", "Who may get the data a record describes.")
         for access in values[ACCESS]:
             name = ACCESS_NAMES.get(access, access)
@@ -247,14 +254,45 @@ class Provider:
     def list_records(self, req: OAIRequest, root: etree._Element) -> None:
         self._list(req, root, records=True)
 
-    def _list(self, req: OAIRequest, root: etree._Element, *, records: bool) -> None:
+    def _token_key(self, audience: frozenset[str]) -> bytes:
+        """The key signing the resumption tokens of lists served to ``audience`` (the
+        visibilities the caller may harvest): a token only resumes for a caller who may
+        harvest the same records, so an anonymous harvester cannot continue a peer's list.
+        Anonymous lists keep the plain key (tokens issued before peers existed stay valid)."""
         key = tokens.signing_key(self.node.id, self.node.base_url)
+        if audience == {Visibility.public.value}:
+            return key
+        return hashlib.sha256(key + b"\x00" + "+".join(sorted(audience)).encode()).digest()
+
+    def _decode(self, token: str) -> tokens.ListState:
+        audience = self.store.audience
+        try:
+            return tokens.decode(token, self._token_key(audience), now=self.now)
+        except tokens.TokenError as e:
+            # Say why when the token is good but was issued to another kind of caller.
+            peer = frozenset({Visibility.public.value, Visibility.federation.value})
+            for other in (frozenset({Visibility.public.value}), peer):
+                if other == audience:
+                    continue
+                try:
+                    tokens.decode(token, self._token_key(other), now=self.now)
+                except tokens.TokenError:
+                    continue
+                who = "an authenticated peer" if other == peer else "an anonymous harvester"
+                raise OAIErrors(
+                    OAIError(
+                        BAD_RESUMPTION_TOKEN,
+                        f"this token resumes a list served to {who}: resume it with the "
+                        "credentials the list was started with",
+                    )
+                ) from None
+            raise OAIErrors(OAIError(BAD_RESUMPTION_TOKEN, str(e))) from None
+
+    def _list(self, req: OAIRequest, root: etree._Element, *, records: bool) -> None:
+        key = self._token_key(self.store.audience)
         after: tuple[datetime, str] | None = None
         if req.token is not None:
-            try:
-                state = tokens.decode(req.token, key, now=self.now)
-            except tokens.TokenError as e:
-                raise OAIErrors(OAIError(BAD_RESUMPTION_TOKEN, str(e))) from None
+            state = self._decode(req.token)
             if state.verb != req.verb:
                 raise OAIErrors(
                     OAIError(BAD_RESUMPTION_TOKEN, f"this token resumes a {state.verb} list")

@@ -20,7 +20,7 @@ from node.errors import BadRequestError
 from node.records import Dataset
 from node.search.backend import FacetValue, Health, Hit, SearchBackend, SearchQuery
 from node.search.query import build_query
-from node.search.scope import Scope, ScopeResolver, parse_scope
+from node.search.scope import FederationScopes, Scope, ScopeResolver, parse_scope
 
 
 @dataclass
@@ -46,13 +46,14 @@ class SearchService:
         engine: Engine,
         backend: SearchBackend,
         *,
-        scopes: ScopeResolver | None = None,
+        scopes: ScopeResolver | FederationScopes | None = None,
     ):
         self.config = config
         self.engine = engine
         self.backend = backend
         self.records = RecordService(engine)
-        self.scopes = scopes or ScopeResolver.lone(config)
+        # the places of the federation's nodes, read from the catalog and cached briefly
+        self.scopes = scopes or FederationScopes(config, engine)
 
     def query_for(
         self, args: Mapping[str, Sequence[str]], identity: Identity

@@ -18,6 +18,7 @@ from node.config import NodeSettings
 from node.errors import NotFoundError
 from node.web.filters import FILTERS
 from node.web.landing import landing_page
+from node.web.peers_page import peers_page
 from node.web.search_page import search_page
 
 web = Blueprint(
@@ -92,6 +93,12 @@ def runs() -> str:
     source = parse_source(request.args.get("source"))
     page = ctx.runs.list_runs(limit=ctx.config.web.page_size, cursor=cursor, source=source)
     return render_template("runs.html", page=page, cursor=cursor, source=source)
+
+
+@web.get("/admin/peers")
+def peers() -> str:
+    """The federation's peers and their harvest state (node/web/peers_page.py)."""
+    return peers_page()
 
 
 @web.get("/thumbnails/<image_id>.png")
