@@ -256,8 +256,9 @@ class PeerSettings:
     )
     metadata_prefix: str = setting(
         "",
-        help="OAI-PMH format to harvest (oai-pmh): empty picks oai_datacite, else oai_dc, from "
-        "what the repository lists; fairnode peers always use dcat_ap.",
+        help="OAI-PMH format to harvest. Empty picks from what the peer lists: for `oai-pmh` "
+        "peers oai_datacite, else oai_dc; for `fairnode` peers the native `fairnode` record, "
+        "else dcat_ap.",
     )
     set_spec: str = setting("", help="OAI-PMH set to harvest (empty: the whole repository).")
     token_env: str = setting(

@@ -194,17 +194,19 @@ class _Runner:
                 max_pages=fed.max_pages,
                 known_remote_ids=self.state.remote_ids(peer.id),
             )
-        from node.federation.sources.oai import OAIReader
+        from node.federation.sources.oai import NODE_PREFERENCE, OAIReader
 
         if peer.protocol == "fairnode":
-            # A fairnode peer says each record's origin itself (records it harvested too).
+            # A fairnode peer says each record's origin itself (records it harvested too). Its
+            # native `fairnode` format when it offers it, else DCAT-AP; metadata_prefix forces one.
             return OAIReader(
                 fetcher,
                 f"{url}/oai",
                 peer_id=peer.id,
-                metadata_prefix="dcat_ap",
+                metadata_prefix=peer.metadata_prefix,
                 origin_node=None,
                 max_pages=fed.max_pages,
+                prefer=NODE_PREFERENCE,
             )
         return OAIReader(
             fetcher,

@@ -21,7 +21,7 @@ from node.linkeddata.dublincore import SCHEMA_LOCATION as OAI_DC_SCHEMA_LOCATION
 from node.records import Visibility
 
 from . import tokens
-from .formats import FORMATS, MetadataFormat
+from .formats import FAIRNODE_SCHEMA_FILE, FAIRNODE_SCHEMA_PATH, FORMATS, MetadataFormat
 from .identifiers import (
     DELIMITER,
     SCHEME,
@@ -85,6 +85,14 @@ def endpoint() -> Response:
     return Response(serialise(root), status=200, content_type=CONTENT_TYPE)
 
 
+@oai.route(FAIRNODE_SCHEMA_PATH)
+def fairnode_schema() -> Response:
+    """The XML Schema of the ``fairnode`` metadata format (ListMetadataFormats links here)."""
+    return Response(
+        FAIRNODE_SCHEMA_FILE.read_bytes(), content_type="application/xml; charset=utf-8"
+    )
+
+
 class Provider:
     """Answers one checked request (``now`` is its responseDate)."""
 
@@ -142,7 +150,11 @@ class Provider:
         record = sub(parent, "record")
         header(record, self.identifier(item), item.modified, item.set_specs, item.deleted)
         if not item.deleted:
-            sub(record, "metadata").append(fmt.element(item.dataset(), self.node))
+            metadata = sub(record, "metadata")
+            if fmt.from_doc is not None and item.doc is not None:
+                metadata.append(fmt.from_doc(item.doc, self.node))
+            else:
+                metadata.append(fmt.element(item.dataset(), self.node))
 
     def admin_email(self) -> str:
         email = self.node.contact_email.strip()
@@ -191,7 +203,7 @@ class Provider:
         for fmt in FORMATS.values():
             mf = sub(el, "metadataFormat")
             sub(mf, "metadataPrefix", fmt.prefix)
-            sub(mf, "schema", fmt.schema)
+            sub(mf, "schema", fmt.schema_url(self.node.base_url))
             sub(mf, "metadataNamespace", fmt.namespace)
 
     def list_sets(self, req: OAIRequest, root: etree._Element) -> None:

@@ -159,12 +159,16 @@ def populate(src: SourceNode, n: int = 10) -> None:
     )
 
 
+# "": the native `fairnode` record the peer offers; dcat_ap: forced by metadata_prefix.
+@pytest.mark.parametrize("prefix", ["", "dcat_ap"])
 def test_full_then_incremental_harvest_of_a_real_node(
-    config: Config, engine: Engine, tmp_path: Path
+    config: Config, engine: Engine, tmp_path: Path, prefix: str
 ):
     with source_node(tmp_path / "src") as src:
         populate(src)
-        cfg = harvester_config(config, [{"id": SOURCE_ID, "url": src.url}])
+        cfg = harvester_config(
+            config, [{"id": SOURCE_ID, "url": src.url, "metadata_prefix": prefix}]
+        )
         seen: list[int] = []
         runs = federate(cfg, engine, progress=lambda _p, c: seen.append(c.read))
         run = runs[SOURCE_ID]

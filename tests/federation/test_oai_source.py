@@ -366,7 +366,7 @@ def test_auto_prefix_falls_back_to_oai_dc(srv: MisbehavingServer) -> None:
 def test_auto_prefix_without_a_usable_format_fails(srv: MisbehavingServer) -> None:
     srv.on("/oai", Reply(body=formats_page("marc21", "mods")))
     msg = fails(reader(srv, prefix=""))
-    assert "offers neither oai_datacite nor oai_dc (it offers: marc21, mods)" in msg
+    assert "offers none of oai_datacite, oai_dc (it offers: marc21, mods)" in msg
 
 
 def test_unmappable_configured_prefix_fails(srv: MisbehavingServer) -> None:
@@ -445,7 +445,7 @@ def fairnode_oai(app: Flask, catalog) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.parametrize("prefix", ["dcat_ap", "oai_datacite", "oai_dc"])
+@pytest.mark.parametrize("prefix", ["fairnode", "dcat_ap", "oai_datacite", "oai_dc"])
 def test_reads_a_real_fairnode(fairnode_oai: str, prefix: str) -> None:
     r = reader(fairnode_oai, prefix=prefix, peer_id="test-node-peer")
     got = read_all(r)
@@ -465,7 +465,14 @@ def test_reads_a_real_fairnode(fairnode_oai: str, prefix: str) -> None:
     assert by_id["oai:node.test:ds-1"].dataset.identifier == "10.5281/zenodo.1234567"
     assert by_id["oai:node.test:ds-2"].dataset.identifier == "ark:/99999/fk4ds2"
     origin = {g.dataset.provenance.origin_node for g in got if g.dataset}
-    if prefix == "dcat_ap":
+    if prefix == "fairnode":
+        # The native record: every field, the origin node it names, its landing page there.
+        assert origin == {"test-node"}
+        base = fairnode_oai.removesuffix("/oai")
+        assert by_id["oai:node.test:ds-3"].source_record_url == f"{base}/datasets/ds-3"
+        assert by_id["oai:node.test:ds-4"].dataset.data_access is DataAccess.restricted
+        assert by_id["oai:node.test:ds-4"].dataset.lifecycle is Lifecycle.published
+    elif prefix == "dcat_ap":
         # A fairnode peer names the node each record was born on.
         assert origin == {"test-node"}
         assert by_id["oai:node.test:ds-3"].source_record_url == "http://node.test/datasets/ds-3"
@@ -479,8 +486,9 @@ def test_reads_a_real_fairnode(fairnode_oai: str, prefix: str) -> None:
     assert abs(r.watermark - datetime.now(UTC)) < timedelta(hours=1)
 
 
-def test_incremental_read_of_a_real_fairnode(fairnode_oai: str) -> None:
-    got = read_all(reader(fairnode_oai, prefix="dcat_ap"), T0 + timedelta(hours=3))
+@pytest.mark.parametrize("prefix", ["fairnode", "dcat_ap"])
+def test_incremental_read_of_a_real_fairnode(fairnode_oai: str, prefix: str) -> None:
+    got = read_all(reader(fairnode_oai, prefix=prefix), T0 + timedelta(hours=3))
     assert sorted(g.remote_id for g in got) == [
         "oai:node.test:ds-4",
         "oai:node.test:ds-5",

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 from werkzeug.serving import make_server
 
+from node.oai.formats import FAIRNODE_NS, FAIRNODE_SCHEMA_FILE
 from node.records import (
     DataAccess,
     Dataset,
@@ -66,6 +67,8 @@ IMPORTS = {
     NS["oid"]: VALIDATORS / "oai-pmh" / "oai-identifier.xsd",
     NS["odc"]: VALIDATORS / "datacite" / "oai-1.1" / "oai.xsd",
     NS["dcite"]: VALIDATORS / "datacite" / "kernel-4.6" / "metadata.xsd",
+    # Ours, shipped in the package and served at /oai/fairnode-record-1.xsd.
+    FAIRNODE_NS: FAIRNODE_SCHEMA_FILE,
 }
 
 

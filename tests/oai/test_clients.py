@@ -103,7 +103,7 @@ def _raw_reader(element: etree._Element) -> dict[str, list[etree._Element]]:
 def _pyoai(url: str, *, get: bool) -> PyoaiClient:
     registry = MetadataRegistry()
     registry.registerReader("oai_dc", oai_dc_reader)
-    for prefix in ("oai_datacite", "dcat_ap"):
+    for prefix in ("oai_datacite", "dcat_ap", "fairnode"):
         registry.registerReader(prefix, MetadataReader(fields={}, namespaces={}))
     client = PyoaiClient(url, registry, force_http_get=get)
     client.updateGranularity()  # reads Identify: seconds
@@ -165,7 +165,7 @@ def test_full_harvest(server: str, corpus: Corpus, client: str, verb: str) -> No
 
 
 @pytest.mark.parametrize("client", ["sickle-GET", "scythe-POST", "oaipmh-GET"])
-@pytest.mark.parametrize("prefix", ["oai_datacite", "dcat_ap"])
+@pytest.mark.parametrize("prefix", ["oai_datacite", "dcat_ap", "fairnode"])
 def test_harvest_other_formats(server: str, corpus: Corpus, client: str, prefix: str) -> None:
     got = HARVESTERS[client](server, "ListRecords", prefix, {})
     assert sorted(dataset_id(i) for i, _ in got) == sorted(corpus.served)
@@ -180,6 +180,7 @@ def test_sickle_reads_the_metadata(server: str, corpus: Corpus) -> None:
         "oai_dc",
         "oai_datacite",
         "dcat_ap",
+        "fairnode",
     }
     assert "origin:peer-a" in {x.setSpec for x in s.ListSets()}
     record = s.GetRecord(identifier="oai:node.test:ds-a06", metadataPrefix="oai_dc")
@@ -208,7 +209,12 @@ def test_pyoai_reads_the_metadata(server: str, corpus: Corpus) -> None:
     )
     assert metadata.getField("title") == ["Dataset ds-a06"]
     assert header.datestamp() == datetime(2024, 3, 1, 12, 5)
-    assert {p for p, _, _ in client.listMetadataFormats()} == {"oai_dc", "oai_datacite", "dcat_ap"}
+    assert {p for p, _, _ in client.listMetadataFormats()} == {
+        "oai_dc",
+        "oai_datacite",
+        "dcat_ap",
+        "fairnode",
+    }
     assert ("access:closed", "Data not accessible (closed)", None) in list(client.listSets())
 
 

@@ -31,6 +31,7 @@ from node.config import Config
 from node.linkeddata.context import NodeInfo
 from node.linkeddata.dcat import dataset_from_graph, dataset_graph
 from node.linkeddata.namespaces import new_graph
+from node.oai.formats import FAIRNODE_SCHEMA_FILE
 from node.records import Dataset
 
 METHODS = ["GET", "POST"]
@@ -46,6 +47,10 @@ FORMATS = {
     "dcat_ap": (
         "https://semiceu.github.io/DCAT-AP/releases/3.0.1/shacl/dcat-ap-SHACL.ttl",
         "http://data.europa.eu/r5r/",
+    ),
+    "fairnode": (
+        "http://node.test/oai/fairnode-record-1.xsd",
+        "https://w3id.org/fairnode/ns/record/1",
     ),
 }
 
@@ -202,6 +207,13 @@ def check_payload(prefix: str, payload: etree._Element, ds: Dataset, config: Con
         kernel = xsd("datacite/kernel-4.6/metadata.xsd")
         assert kernel.validate(resource), kernel.error_log
         assert resource.findtext("dcite:titles/dcite:title", namespaces=NS) == ds.title
+    elif prefix == "fairnode":
+        schema = etree.XMLSchema(etree.parse(str(FAIRNODE_SCHEMA_FILE)))
+        assert schema.validate(doc), schema.error_log
+        assert doc.get("version") == "1"
+        # The canonical record, whole: it reads back equal, less the node-local thumbnail name.
+        back = Dataset.model_validate_json(doc.text)
+        assert back == ds.model_copy(update={"thumbnail": None})
     else:
         assert doc.tag == f"{{{NS['rdf']}}}RDF"
         got = Graph().parse(data=etree.tostring(doc), format="xml")

@@ -1,0 +1,50 @@
+"""The `fairnode` metadata format: the canonical record as JSON, for node-to-node harvest."""
+
+from __future__ import annotations
+
+import json
+
+from flask.testing import FlaskClient
+from lxml import etree
+from oai_helpers import NS, Corpus, call
+
+from node.linkeddata.context import NodeInfo
+from node.oai.formats import FAIRNODE_NS, FAIRNODE_SCHEMA_FILE, fairnode_doc
+from node.records import Dataset, Provenance
+
+NODE = NodeInfo(id="test-node", name="Test", base_url="http://node.test")
+
+
+def test_the_schema_is_served_where_list_metadata_formats_says(
+    oai: FlaskClient, corpus: Corpus
+) -> None:
+    root = call(oai, verb="ListMetadataFormats")
+    [fmt] = [
+        f
+        for f in root.findall("oai:ListMetadataFormats/oai:metadataFormat", NS)
+        if f.findtext("oai:metadataPrefix", namespaces=NS) == "fairnode"
+    ]
+    assert fmt.findtext("oai:metadataNamespace", namespaces=NS) == FAIRNODE_NS
+    url = fmt.findtext("oai:schema", namespaces=NS)
+    assert url == "http://node.test/oai/fairnode-record-1.xsd"
+    r = oai.get(url.removeprefix("http://node.test"))
+    assert r.status_code == 200
+    assert r.content_type.startswith("application/xml")
+    assert r.data == FAIRNODE_SCHEMA_FILE.read_bytes()
+    etree.XMLSchema(etree.fromstring(r.data))  # a valid XML Schema
+
+
+def test_text_xml_cannot_hold_is_escaped_and_reads_back() -> None:
+    ds = Dataset(
+        id="ds-odd",
+        title="Noncharacter \ufffe and tab\tand bell \x07 in a title",
+        provenance=Provenance(origin_node="test-node"),
+        thumbnail="im-1.png",
+    )
+    el = fairnode_doc(ds.to_json(), NODE)
+    xml = etree.tostring(el)
+    back = etree.fromstring(xml)
+    assert back.get("version") == "1"
+    doc = json.loads(back.text)
+    assert "thumbnail" not in doc  # a file name of this node's thumbnail folder
+    assert Dataset.model_validate(doc) == ds.model_copy(update={"thumbnail": None})
