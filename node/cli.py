@@ -572,8 +572,9 @@ def peers_remove(ctx: click.Context, peer_id: str) -> None:
             raise _node_error(e) from None
         PeerStateStore(engine).forget(peer_id)
     click.echo(
-        f"removed peer {peer_id!r}; the records harvested from it stay in the catalog "
-        "(withdraw them one by one with `fairnode withdraw` if they must go)"
+        f"removed peer {peer_id!r}; the records harvested from it stay in the catalog, no "
+        "longer updated (they belong to their origin node, which alone can withdraw them; add "
+        "the peer again to resume)"
     )
 
 

@@ -103,6 +103,7 @@ class Fetcher:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent or default_user_agent()
         self.session.headers["Accept-Encoding"] = "gzip, deflate"
+        self.sends_token = bool(token)  # whether one is sent (the secret stays in the session)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -192,6 +193,8 @@ class Fetcher:
                 snippet = _snippet(self._read_body(resp, final, deadline, quiet=True))
                 raise _Retry(f"HTTP {resp.status_code}{snippet}", wait)
             body = self._read_body(resp, final, deadline)
+            if resp.status_code in (401, 403) and resp.status_code not in ok_statuses:
+                raise PeerError(f"{self._where(final)}: {self._refused(resp)}")
             if not 200 <= resp.status_code < 300 and resp.status_code not in ok_statuses:
                 raise PeerError(f"{self._where(final)}: HTTP {resp.status_code}{_snippet(body)}")
             media, charset = parse_content_type(resp.headers.get("Content-Type"))
@@ -203,6 +206,21 @@ class Fetcher:
                 headers=MappingProxyType(dict(resp.headers)),
                 body=body,
             )
+
+    def _refused(self, resp: requests.Response) -> str:
+        """Why the peer refused, in words: its challenge, and whether we sent a token."""
+        challenge = resp.headers.get("WWW-Authenticate", "").strip()
+        said = f" (it says: {challenge[:200]})" if challenge else ""
+        if self.sends_token:
+            return (
+                f"HTTP {resp.status_code}: the peer refused the bearer token this node presented"
+                f"{said}; check the token in the peer's token_env against the peer's "
+                "FAIRNODE_FEDERATION_TOKEN"
+            )
+        return (
+            f"HTTP {resp.status_code}: the peer asks for credentials{said}; a fairnode peer "
+            "serves federation records only with a token (set token_env)"
+        )
 
     def _retry_after(self, resp: requests.Response, url: str) -> float | None:
         value = resp.headers.get("Retry-After")

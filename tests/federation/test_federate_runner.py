@@ -238,6 +238,25 @@ def test_a_peer_presenting_the_token_is_served_federation_records(
     }
 
 
+def test_a_wrong_token_fails_the_run_saying_so(
+    config: Config, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FAIRNODE_FEDERATION_TOKEN", TOKEN)
+    monkeypatch.setenv("INST_A_TOKEN", TOKEN + "-stale")
+    with source_node(tmp_path / "src") as src:
+        populate(src, 3)
+        cfg = harvester_config(
+            config, [{"id": SOURCE_ID, "url": src.url, "token_env": "INST_A_TOKEN"}]
+        )
+        run = federate(cfg, engine)[SOURCE_ID]
+    assert run.status == "failed"
+    assert f"peer {SOURCE_ID!r}" in run.message
+    assert "HTTP 401: the peer refused the bearer token this node presented" in run.message
+    assert "Bearer" in run.message  # the peer's challenge, quoted
+    assert TOKEN not in run.message
+    assert catalog_state(engine) == set()  # nothing read without the right token
+
+
 def test_a_down_peer_fails_with_its_error_while_another_succeeds(
     config: Config, engine: Engine, tmp_path: Path
 ):

@@ -307,12 +307,16 @@ class DCATReader:
             fetched = self._get(page_url, params if len(pages) == 1 else None)
             if len(pages) == 1 and self.supports_modified_since:
                 self.watermark = peer_date(fetched) or read_time
-            g = parse_page(
-                fetched.body, fetched.content_type, url=fetched.url, contexts=self.contexts
-            )
+            try:
+                g = parse_page(
+                    fetched.body, fetched.content_type, url=fetched.url, contexts=self.contexts
+                )
+                following = next_page(g, fetched.url)
+            except PeerError as exc:  # the parsing helpers name the URL; the admin needs the peer
+                raise PeerError(f"peer {self.peer_id!r}: {exc}") from None
             yield from run.graph(g, depth=0)
             yield from run.follow_links()
-            page_url = next_page(g, fetched.url)
+            page_url = following
             if page_url is not None and _host(page_url) not in run.hosts:
                 raise PeerError(
                     f"peer {self.peer_id!r}: the catalog's page {fetched.url} names its next "
