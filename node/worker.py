@@ -5,6 +5,10 @@ The scheduler lives here and never inside ``create_app``: every web worker
 would otherwise run every job again. Two runs of one source never overlap:
 APScheduler's ``max_instances=1`` covers this process, the catalog's source
 lease (``RunStore.acquire``) covers other processes and hosts.
+
+Peers added or removed with ``fairnode peers add|remove`` while the worker runs are picked up
+by a cheap job (``refresh_peer_jobs``, every ``PEER_REFRESH_SECONDS``) that reconciles the
+``federate:<peer>`` jobs with the peers store: no restart needed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import signal
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -22,6 +27,10 @@ from node.config import Config
 from node.errors import ConflictError
 
 log = logging.getLogger(__name__)
+
+PEER_REFRESH_SECONDS = 60  # how soon a peer added or removed with `fairnode peers` is scheduled
+PEER_JOB_PREFIX = "federate:"
+PEER_REFRESH_JOB = "federation:peers"
 
 
 def harvest_job(config: Config, engine: Engine, source: str) -> None:
@@ -64,7 +73,8 @@ def index_job(config: Config, engine: Engine) -> None:
 
 
 def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingScheduler:
-    """A scheduler with one cron job per source and per peer that has a schedule."""
+    """A scheduler with one cron job per source and per peer that has a schedule, the search
+    index drain, and the job that keeps the peer jobs in step with `fairnode peers`."""
     sched = BlockingScheduler(timezone=config.worker.timezone, **kwargs)
     sched.add_job(
         index_job,
@@ -88,26 +98,77 @@ def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingSc
             coalesce=True,  # after downtime, one catch-up run rather than a burst
             misfire_grace_time=3600,
         )
-    for peer in _peers(config, engine):
-        if not peer.schedule:
-            continue
-        sched.add_job(
-            federate_job,
-            CronTrigger.from_crontab(peer.schedule, timezone=config.worker.timezone),
-            args=(config, engine, peer.id),
-            id=f"federate:{peer.id}",
-            name=f"federate {peer.id}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=3600,
-        )
+    sched.add_job(
+        refresh_peer_jobs,
+        IntervalTrigger(seconds=PEER_REFRESH_SECONDS),
+        args=(sched, config, engine),
+        id=PEER_REFRESH_JOB,
+        name="federation peers refresh",
+        max_instances=1,
+        coalesce=True,
+    )
+    refresh_peer_jobs(sched, config, engine)
     return sched
 
 
+def _peer_trigger(config: Config, schedule: str) -> CronTrigger:
+    return CronTrigger.from_crontab(schedule, timezone=config.worker.timezone)
+
+
+def refresh_peer_jobs(sched: BaseScheduler, config: Config, engine: Engine) -> dict[str, list[str]]:
+    """Make the ``federate:<peer>`` jobs of ``sched`` match the peers store: a job for each
+    peer with a schedule (added when new, rescheduled when its schedule changed), none for a
+    peer that is gone or no longer has a schedule. A harvest already running goes on.
+
+    Returns what changed ({"added", "removed", "rescheduled"}: peer ids), for the log and the
+    tests. Cheap: one query of the ``peers`` table; the jobs' arguments name only the peer id
+    (``federate`` reads the peer's URL, protocol and token afresh at every run), so only the
+    schedule needs comparing."""
+    wanted: dict[str, CronTrigger] = {}
+    for p in _peers(config, engine):
+        if not p.schedule:
+            continue
+        try:
+            wanted[p.id] = _peer_trigger(config, p.schedule)
+        except ValueError as e:  # one bad schedule must not unschedule every other peer
+            log.error(
+                "peer %s: schedule %r is not a crontab (%s); not scheduled", p.id, p.schedule, e
+            )
+    jobs = {
+        j.id.removeprefix(PEER_JOB_PREFIX): j
+        for j in sched.get_jobs()
+        if j.id.startswith(PEER_JOB_PREFIX)
+    }
+    changes: dict[str, list[str]] = {"added": [], "removed": [], "rescheduled": []}
+    for peer_id, job in jobs.items():
+        if peer_id not in wanted:
+            sched.remove_job(job.id)
+            changes["removed"].append(peer_id)
+    for peer_id, trigger in wanted.items():
+        job = jobs.get(peer_id)
+        if job is None:
+            sched.add_job(
+                federate_job,
+                trigger,
+                args=(config, engine, peer_id),
+                id=f"{PEER_JOB_PREFIX}{peer_id}",
+                name=f"federate {peer_id}",
+                max_instances=1,
+                coalesce=True,  # after downtime, one catch-up run rather than a burst
+                misfire_grace_time=3600,
+            )
+            changes["added"].append(peer_id)
+        elif repr(job.trigger) != repr(trigger):  # CronTrigger has no __eq__; repr is exact
+            sched.reschedule_job(job.id, trigger=trigger)
+            changes["rescheduled"].append(peer_id)
+    if sched.running and any(changes.values()):
+        log.info("federation peers: %s", {k: v for k, v in changes.items() if v})
+    return changes
+
+
 def _peers(config: Config, engine: Engine) -> list:
-    """The peers to schedule (config and `fairnode peers add`; the latter are read when the
-    worker starts: restart it after adding one). A conflict between both is logged, and then
-    only the config file's peers run."""
+    """The peers to schedule (config and `fairnode peers add`). A conflict between both is
+    logged, and then only the config file's peers run."""
     from node.federation.peers import PeerStore
 
     try:

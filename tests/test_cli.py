@@ -211,7 +211,8 @@ def test_worker_schedules_every_source_once(tmp_path: Path, db_url: str):
     engine = open_catalog(db_url)
     sched = build_scheduler(cfg, engine)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert set(jobs) == {"harvest:store", "search:index"}
+    # federation:peers keeps the peer jobs in step with `fairnode peers` (always there).
+    assert set(jobs) == {"harvest:store", "search:index", "federation:peers"}
     job = jobs["harvest:store"]
     assert job.max_instances == 1
     assert "minute='*/5'" in str(job.trigger)
@@ -245,7 +246,7 @@ def test_worker_process_starts_and_stops_cleanly(tmp_path: Path, sig: str):
         text=True,
     )
     line = proc.stdout.readline()
-    assert "2 scheduled job(s)" in line  # the source and the search index
+    assert "3 scheduled job(s)" in line  # the source, the search index, the peers refresh
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err

@@ -7,6 +7,11 @@ reason, bumps ``modified`` and keeps the PID: the PID then resolves to a tombsto
 keeps the citation. A withdrawn dataset is never published again by accident: ``publish`` refuses
 it unless ``reinstate=True`` says so explicitly.
 
+A record harvested from a peer (federation) belongs to its origin node: only that node may
+withdraw or reinstate it, and the change then travels here with the next harvest. Both refuse
+such a record with a message naming the node (``_refuse_harvested``); a local change would be
+overwritten by the next harvest anyway, or, worse, would hide a record its owner still serves.
+
 Both take an Engine (their own transaction) or a Session (the caller's transaction, e.g. a
 curator page that changes more in the same commit). Used by ``fairnode publish`` / ``withdraw``.
 """
@@ -61,6 +66,25 @@ def _load(s: Session, dataset_id: str) -> tuple[DatasetRow, Dataset]:
     return row, Dataset.model_validate(row.doc)
 
 
+def _refuse_harvested(row: DatasetRow, ds: Dataset, config: Config, action: str) -> None:
+    """ConflictError when ``ds`` was harvested from another node (see the module docstring).
+
+    Harvested rows are the ones without a file source (node/federation/ingest.py stores them
+    so) whose origin is another node; a file-harvested record keeps its source name, so a node
+    whose id changed after harvesting its files still owns them."""
+    origin = ds.provenance.origin_node
+    if row.source is not None or not origin or origin == config.node.id:
+        return
+    via = [n for n in ds.provenance.harvested_via if n != origin]
+    came = f" (harvested through {', '.join(via)})" if via else ""
+    where = f" ({ds.provenance.source_record_url})" if ds.provenance.source_record_url else ""
+    raise ConflictError(
+        f"dataset {row.id!r} was harvested from another node: it belongs to node {origin!r}"
+        f"{came} and must be {action} there{where}; the change reaches this node with the "
+        "next federation harvest"
+    )
+
+
 def _save(s: Session, row: DatasetRow, ds: Dataset) -> None:
     RecordService(s.get_bind()).save_dataset(s, ds, source=row.source, folder=row.folder)
 
@@ -80,6 +104,11 @@ def publish(
     with _transaction(target) as s:
         pids = pids or PidService(config, s.get_bind())
         row, ds = _load(s, dataset_id)
+        if not (ds.lifecycle is Lifecycle.published and ds.identifier):
+            # Reinstating a harvested tombstone, or minting our PID for a harvested record
+            # that has none, is its origin node's business (already published: a no-op below).
+            action = "reinstated" if ds.lifecycle is Lifecycle.withdrawn else "published"
+            _refuse_harvested(row, ds, config, action)
         if ds.lifecycle is Lifecycle.withdrawn and not reinstate:
             raise ConflictError(
                 f"dataset {dataset_id!r} was withdrawn"
@@ -132,6 +161,7 @@ def withdraw(
     now = now or datetime.now(UTC)
     with _transaction(target) as s:
         row, ds = _load(s, dataset_id)
+        _refuse_harvested(row, ds, config, "withdrawn")
         if ds.lifecycle is Lifecycle.draft:
             raise ConflictError(
                 f"dataset {dataset_id!r} is a draft: it was never published, so there is no "

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
-    String,
     and_,
     false,
     func,
@@ -29,8 +28,6 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from node.auth.policy import (
     ANONYMOUS,
@@ -41,6 +38,7 @@ from node.auth.policy import (
 )
 from node.catalog.db import session_factory
 from node.catalog.models import DatasetRow
+from node.catalog.sqlhints import unindexed
 from node.records import Dataset, Lifecycle
 
 # The set families (the first part of a setSpec) and the column each filters on.
@@ -87,31 +85,6 @@ class Query:
     set_spec: str | None
     from_: datetime | None
     upper: datetime
-
-
-class unindexed(FunctionElement):
-    """A column that SQLite must not pick an index for: ``+column`` there, the column elsewhere.
-
-    A page of a list is the first rows in (modified, id) order that pass the filters, so the
-    (modified, id) index is the plan. SQLite has no statistics unless ANALYZE ran: it takes
-    ``visibility IN ('public')`` for selective, reads the page through the visibility index and
-    sorts every public record (0.3 s a page at 10k records). A unary ``+`` is SQLite's documented
-    way to keep a term from using an index; PostgreSQL plans from its statistics.
-    """
-
-    inherit_cache = True
-    name = "unindexed"
-    type = String()
-
-
-@compiles(unindexed)
-def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(unindexed, "sqlite")
-def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
-    return "+" + compiler.process(element.clauses, **kw)
 
 
 def _column(column: Any, keyed: bool) -> Any:

@@ -181,7 +181,7 @@ def test_the_worker_schedules_one_job_per_scheduled_peer(
     )
     sched = build_scheduler(load_config(path), engine)
     jobs = {j.id: j for j in sched.get_jobs()}
-    assert set(jobs) == {"search:index", "federate:uni", "federate:nat"}
+    assert set(jobs) == {"search:index", "federation:peers", "federate:uni", "federate:nat"}
     assert jobs["federate:uni"].max_instances == 1
     assert "minute='*/10'" in str(jobs["federate:uni"].trigger)
     assert "hour='3'" in str(jobs["federate:nat"].trigger)
