@@ -113,8 +113,10 @@ def index_documents(cfg_path: Path) -> int:
             close()
 
 
-def change_records(node: ld.Node, ids: list[str], stamp: datetime) -> None:
-    """Edit ``ids`` on the source as a curator would: a new title, ``modified`` bumped."""
+def change_records(node: ld.Node, ids: list[str], stamp: datetime) -> list[dict]:
+    """Edit ``ids`` on the source as a curator would: a new title, ``modified`` bumped. Returns
+    the rows as they were, for ``restore_records``: a source kept with ``--work`` must not
+    carry recent changes into the next run (its no-change row would read them again)."""
     from sqlalchemy import select, update
 
     from node.catalog.db import open_catalog
@@ -130,11 +132,29 @@ def change_records(node: ld.Node, ids: list[str], stamp: datetime) -> None:
                     DatasetRow.id.in_(ids)
                 )
             ).all()
+            originals = []
             for row in rows:
                 ds = Dataset.model_validate(row.doc)
+                originals.append(dataset_row_values(ds, source=row.source, folder=row.folder))
                 ds = ds.model_copy(update={"title": ds.title + " (revised)", "modified": stamp})
                 values = dataset_row_values(ds, source=row.source, folder=row.folder)
                 c.execute(update(DatasetRow).where(DatasetRow.id == row.id).values(**values))
+        return originals
+    finally:
+        engine.dispose()
+
+
+def restore_records(node: ld.Node, originals: list[dict]) -> None:
+    from sqlalchemy import update
+
+    from node.catalog.db import open_catalog
+    from node.catalog.models import DatasetRow
+
+    engine = open_catalog(f"sqlite:///{node.catalog}")
+    try:
+        with engine.begin() as c:
+            for values in originals:
+                c.execute(update(DatasetRow).where(DatasetRow.id == values["id"]).values(**values))
     finally:
         engine.dispose()
 
@@ -289,9 +309,12 @@ def main(argv: list[str] | None = None) -> None:
 
             changed = random.Random(args.seed).sample(ids, min(args.changes, len(ids)))
             # A second ago: a list only serves records changed before it started.
-            change_records(source, changed, datetime.now(UTC) - timedelta(seconds=2))
+            originals = change_records(source, changed, datetime.now(UTC) - timedelta(seconds=2))
             log(f"incremental harvest after {len(changed):,} changes")
-            seconds, run, _ = run_federate(cfg)
+            try:
+                seconds, run, _ = run_federate(cfg)
+            finally:
+                restore_records(source, originals)
             got = revised(cfg)
             if got != len(changed):
                 raise SystemExit(f"{got} of {len(changed)} changes arrived")

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from node.api.params import check_record_id, reject_unknown
 from node.app import current_scope, node_context
+from node.catalog.service import decode_cursor, encode_cursor
 from node.errors import BadRequestError
 from node.linkeddata.context import CatalogPage, NodeInfo, dataset_iri
 from node.linkeddata.dcat import DEFAULT_SERVICES, catalog_graph
@@ -76,35 +77,47 @@ def _since() -> datetime | None:
 @linkeddata.get("/catalog")
 def catalog() -> Response:
     """The DCAT-AP catalog of the public records, one Hydra page at a time."""
-    reject_unknown(request.args, ("page", "limit", "modified_since", "format"))
+    reject_unknown(request.args, ("after", "limit", "modified_since", "format"))
     media = negotiate(
         request.accept_mimetypes, request.args.get("format"), RDF_TYPES, default="text/turtle"
     )
     ctx = node_context()
     limit = _int_arg("limit", CATALOG_PAGE_SIZE, 1, CATALOG_MAX_PAGE_SIZE)
-    page = _int_arg("page", 1, 1, 10_000_000)
+    cursor = request.args.get("after")
+    after = None
+    if cursor:
+        stamp, last_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(stamp), str(last_id))
+        except (TypeError, ValueError):
+            raise BadRequestError(
+                f"after={cursor[:60]!r} is not valid; use the hydra:next link of a page"
+            ) from None
     since = _since()
+    # Pages by key (modified, id), as OAI-PMH does: records changed during a walk are served
+    # again at its end, unchanged ones never skipped. Hence no page numbers and no hydra:last.
     datasets, total = ctx.records.catalog_page(
-        current_scope(), offset=(page - 1) * limit, limit=limit, modified_since=since
+        current_scope(), after=after, limit=limit + 1, modified_since=since
     )
-    last = max(1, -(-total // limit))
-    if page > last:
-        raise BadRequestError(f"page={page} is beyond the last page ({last})")
+    more = len(datasets) > limit  # one more than a page: there is a next one
+    datasets = datasets[:limit]
 
-    def url(n: int) -> str:
-        args: dict[str, str] = {"page": str(n)}
+    def url(key: tuple[datetime, str] | None) -> str:
+        args: dict[str, str] = {}
         if request.args.get("limit"):
             args["limit"] = str(limit)
         if since is not None:
             args["modified_since"] = request.args["modified_since"]
-        return f"{_base()}/catalog?{urlencode(args)}"
+        if key is not None:
+            args["after"] = encode_cursor(key[0], key[1])
+        query = urlencode(args)
+        return f"{_base()}/catalog" + (f"?{query}" if query else "")
 
+    last = datasets[-1] if more else None
     view = CatalogPage(
-        url=url(page),
-        first=url(1),
-        previous=url(page - 1) if page > 1 else None,
-        next=url(page + 1) if page < last else None,
-        last=url(last),
+        url=url(after),
+        first=url(None),
+        next=url((last.modified, last.id)) if last is not None else None,
         total_items=total,
     )
     graph = catalog_graph(

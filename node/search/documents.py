@@ -49,15 +49,25 @@ def _expanded(exp: Expansion, label: str) -> tuple[str, ...]:
 
 def _expand(terms: list[dict[str, Any]], expand: Any) -> tuple[list[str], list[str]]:
     """(text to index, the record's own IRIs, or labels for terms without one)."""
+    key = tuple((term["label"], term.get("iri")) for term in terms)
+    text, own = _expand_terms(key, expand)
+    return list(text), list(own)  # fresh lists: a document is the caller's to change
+
+
+@functools.lru_cache(maxsize=8192)
+def _expand_terms(
+    terms: tuple[tuple[str, str | None], ...], expand: Any
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # Cached per whole list of (label, IRI): records repeat a few hundred combinations of
+    # organisms and of methods, so most documents skip the loop and the de-duplication.
     text: list[str] = []
     own: list[str] = []
-    for term in terms:
-        label, iri = term["label"], term.get("iri")
+    for label, iri in terms:
         own.append(iri or label)
         text.append(label)
         if iri:
             text.extend(expand(iri, label))
-    return text, _unique(own) if len(own) > 1 else own
+    return tuple(text), tuple(_unique(own) if len(own) > 1 else own)
 
 
 def _unique(values: list[str]) -> list[str]:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import gc
 import html
 import json
 import os
+import pickle
 import shutil
+import subprocess
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -56,6 +60,8 @@ CURRENT = "CURRENT"
 META = "fairnode.json"
 # Queue drains index small batches: little writer memory. A reindex gets writer_memory_mb.
 DRAIN_HEAP = 32_000_000
+# A bulk writer (a federation harvest indexing as it goes) keeps one writer for many commits.
+BULK_HEAP = 128_000_000
 MAX_OFFSET = 100_000  # deepest offset of relevance/title paging (date sorts page by key)
 FACET_FETCH = 1000
 FACET_CACHE_SIZE = 256  # values fetched per facet before sorting them our way
@@ -135,6 +141,136 @@ def _decode_cursor(cursor: str, sort: Sort) -> dict[str, Any]:
     return payload
 
 
+def _add(writer: tantivy.IndexWriter, docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        writer.delete_documents_by_term("id", doc["id"])  # its previous version, if any
+        writer.add_json(_json(doc))
+
+
+class BulkWriter:
+    """Adds documents as they come and commits when told, in a child process: one writer (and
+    its indexing thread) for a whole harvest instead of one per batch, whose setup, commit and
+    merge wait cost more than indexing the batch; and the Python half of indexing (the search
+    document, tantivy reading its JSON) runs on another core than the harvest, outside its GIL.
+
+    Nothing added is visible, or durable, before ``commit`` returns. A failure (in the child, or
+    the child gone) is raised by the next ``commit``; uncommitted documents are then dropped."""
+
+    def __init__(self, index: tantivy.Index, folder: Path, heap: int):
+        self.index = index
+        root = str(Path(__file__).resolve().parents[2])  # the child imports this package
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(folder), str(heap)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+
+    def add(self, records: list[str]) -> None:
+        """Index ``records`` (each a dataset record's JSON text, as the catalog stores it)."""
+        self._send(("add", records))
+
+    def commit(self) -> None:
+        self._call("commit")
+        self.index.reload()
+
+    def rollback(self) -> None:
+        self._call("rollback")
+
+    def close(self) -> None:
+        """Let the writer's merges finish and end the child (what was not committed is
+        dropped)."""
+        try:
+            if self.proc.poll() is None:
+                self._call("close")
+        finally:
+            for stream in (self.proc.stdin, self.proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):  # unsent bytes to a child that died
+                        stream.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _send(self, message: tuple) -> None:
+        assert self.proc.stdin is not None
+        try:
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise RuntimeError(f"the search indexing process ended ({self._ended()})") from e
+
+    def _call(self, op: str) -> None:
+        self._send((op,))
+        assert self.proc.stdout is not None
+        try:
+            status, detail = pickle.load(self.proc.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError) as e:
+            raise RuntimeError(f"the search indexing process ended ({self._ended()})") from e
+        if status != "ok":
+            raise RuntimeError(f"search indexing failed: {detail}")
+
+    def _ended(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "not answering"
+        return f"exit status {code}"
+
+
+_CHILD = "from node.search.tantivy_index import _bulk_child; _bulk_child()"
+
+
+def _bulk_child() -> None:
+    """The child of a BulkWriter: reads (op, ...) messages on stdin, answers commit, rollback
+    and close on stdout. Its parent holds the ``search:index`` lease for it."""
+    folder, heap = sys.argv[1], int(sys.argv[2])
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers on the answer channel
+
+    def answer(status: str, detail: str = "") -> None:
+        pickle.dump((status, detail), out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    index = tantivy.Index.open(folder)
+    writer = index.writer(heap_size=heap, num_threads=1)
+    error: str | None = None  # of an add, told at the next commit
+    gc.disable()  # documents have no cycles; see _no_gc_pauses
+    while True:
+        try:
+            message = pickle.load(inp)
+        except EOFError:
+            return  # the parent is gone: nothing more is committed
+        op = message[0]
+        try:
+            if op == "add":
+                if error is None:
+                    _add(writer, [search_document(orjson.loads(r)) for r in message[1]])
+                continue
+            if op == "commit":
+                if error is not None:
+                    raise RuntimeError(error)
+                writer.commit()
+            elif op == "rollback":
+                writer.rollback()
+                error = None
+            elif op == "close":
+                writer.wait_merging_threads()
+                answer("ok")
+                return
+            answer("ok")
+        except Exception as e:
+            detail = f"{type(e).__name__}: {e}"
+            if op == "add":
+                error = detail
+            else:
+                answer("error", detail)
+
+
 class TantivyBackend:
     """SearchBackend over an embedded tantivy index (see module docstring for the layout)."""
 
@@ -211,9 +347,7 @@ class TantivyBackend:
         index = self._writable()
         writer = index.writer(heap_size=min(self.heap, DRAIN_HEAP), num_threads=1)
         try:
-            for doc in docs:
-                writer.delete_documents_by_term("id", doc["id"])
-                writer.add_json(_json(doc))
+            _add(writer, docs)
             writer.commit()
         except BaseException:
             writer.rollback()
@@ -222,6 +356,13 @@ class TantivyBackend:
             writer.wait_merging_threads()
         index.reload()
         return len(docs)
+
+    def bulk_writer(self) -> BulkWriter:
+        """One writer for many batches, committed when the caller says (see BulkWriter). The
+        caller holds the ``search:index`` lease, as for ``index``."""
+        index = self._writable()
+        assert self._current is not None
+        return BulkWriter(index, self.root / self._current, min(self.heap, BULK_HEAP))
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)

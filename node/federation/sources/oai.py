@@ -19,9 +19,12 @@ garbled names and titles without anyone noticing.
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from lxml import etree
 from rdflib import Graph, URIRef
@@ -51,6 +54,7 @@ OAI_ERROR_STATUSES = (400, 404, 422)
 ACCEPT = "text/xml, application/xml;q=0.9, */*;q=0.1"
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 REASON_CHARS = 1000
+PAGES_AHEAD = 2  # pages fetched and parsed ahead of the one being read (memory: a page each)
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _DECLARED = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
@@ -358,6 +362,56 @@ def _reason(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- the reader
 
+T = TypeVar("T")
+
+
+def run_ahead(items: Iterator[T], depth: int, name: str) -> Iterator[T]:
+    """``items``, produced in a background thread up to ``depth`` ahead of the consumer.
+
+    What ``items`` raises is raised here, after the items it produced before. When the consumer
+    stops early (a break, an exception, the generator closed), the producer stops at its next
+    item and is waited for, so nothing (the Fetcher's session) is used after the caller is
+    done with it; an in-flight request ends within the Fetcher's own deadline."""
+    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "item":
+                yield value  # type: ignore[misc]
+            elif kind == "end":
+                return
+            else:
+                raise value  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
 
 class OAIReader:
     """Reads one OAI-PMH repository (a ``PeerReader``, see ``node.federation.model``)."""
@@ -420,21 +474,40 @@ class OAIReader:
         if since is not None:
             granularity = identify(self.fetcher, self.base_url).get("granularity", SECONDS)
             params["from"] = oai_datestamp(since, granularity)
-        seen: set[str] = set()
-        while True:
-            root, fetched = _request(self.fetcher, self.base_url, params)
+        # Two threads ahead of the caller: one fetches and parses the pages (asking for the next
+        # as soon as it has the token: the peer builds it meanwhile), one maps their records
+        # (while the caller waits on its database, which lets go of the GIL).
+        name = f"oai-{self.peer_id}"
+        pages = run_ahead(self._pages(params), PAGES_AHEAD, f"{name}-fetch")
+        mapped = (
+            (stamp, [self._record(r, prefix) for r in body.findall("oai:record", _NS)])
+            for stamp, body in pages
+        )
+        for stamp, items in run_ahead(mapped, PAGES_AHEAD, f"{name}-map"):
             self.pages += 1
             if self.pages == 1:
-                self.watermark = self._response_date(root)
+                self.watermark = stamp
+            yield from items
+
+    def _pages(self, params: dict[str, str]) -> Iterator[tuple[datetime | None, etree._Element]]:
+        """(responseDate, ListRecords element; an empty one for noRecordsMatch) of each page, in
+        order; a PeerError after the last good page when the list goes wrong (an OAI error, a
+        repeating token, more than max_pages pages)."""
+        seen: set[str] = set()
+        pages = 0
+        while True:
+            root, fetched = _request(self.fetcher, self.base_url, params)
+            pages += 1
+            stamp = self._response_date(root)
             codes = [code for code, _ in _oai_errors(root)]
             if codes == ["noRecordsMatch"]:
+                yield stamp, etree.Element(f"{{{OAI}}}ListRecords")
                 return
             _raise_errors(root, fetched, self.peer_id, "ListRecords")
             body = root.find("oai:ListRecords", _NS)
             if body is None:
                 raise PeerError(f"{_where(self.peer_id, fetched)}: no ListRecords in the answer")
-            for record in body.findall("oai:record", _NS):
-                yield self._record(record, prefix)
+            yield stamp, body
             token = (body.findtext("oai:resumptionToken", default="", namespaces=_NS)).strip()
             if not token:  # absent or empty: the list is complete
                 return
@@ -443,7 +516,7 @@ class OAIReader:
                     f"{_where(self.peer_id, fetched)}: repeating resumption token "
                     f"{token[:80]!r} (already followed in this run): the list would never end"
                 )
-            if self.pages >= self.max_pages:
+            if pages >= self.max_pages:
                 raise PeerError(
                     f"{_where(self.peer_id, fetched)}: endless resumption tokens: the list still "
                     f"goes on after {self.max_pages} pages ([federation] max_pages)"
