@@ -402,7 +402,8 @@ def federate(ctx: click.Context, peer_ids: tuple[str, ...], quiet: bool) -> None
         bar.set_postfix(skipped=counts.skipped, refresh=False)
 
     try:
-        results = run_federation(cfg, engine, peers, progress=progress, index=False)
+        # Each batch is indexed as it commits (the drain below then finds little or nothing).
+        results = run_federation(cfg, engine, peers, progress=progress, index=True)
     finally:
         for bar in bars.values():
             bar.close()

@@ -50,12 +50,12 @@ def federate_job(config: Config, engine: Engine, peer_id: str) -> None:
     """One scheduled federation harvest of one peer; a run busy elsewhere is skipped."""
     from node.federation.runner import federate
 
-    run = federate(config, engine, [peer_id], index=False)[peer_id]
+    # index=True: each batch is indexed as it commits, and the queue drained at the end.
+    run = federate(config, engine, [peer_id], index=True)[peer_id]
     if run.status == "busy":
         log.warning("skipped scheduled federation harvest: %s", run.message)
         return
     log.info("federate %s: %s %s", peer_id, run.status, run.message or "")
-    index_job(config, engine)
 
 
 def index_job(config: Config, engine: Engine) -> None:

@@ -51,6 +51,7 @@ BATCH_SECONDS = 1.0
 # From most open to most closed: a harvested record is stored no more open than its peer said.
 _OPENNESS = [Visibility.public, Visibility.federation, Visibility.institution, Visibility.private]
 _MAY_TRAVEL = {Visibility.public, Visibility.federation}
+ABSENT_REASON = "no longer listed in the catalog of peer"
 
 
 @functools.lru_cache(maxsize=4096)  # a batch derives each id twice (lookup, then apply)
@@ -87,6 +88,18 @@ class _Stored:
 
     def as_dataset(self) -> Dataset:
         return self.dataset if self.dataset is not None else Dataset.model_validate(self.doc)
+
+    def withdrawn_by_absence(self) -> bool:
+        """A tombstone made because a complete read of the peer's catalog lacked the record
+        (``RemoteRecord.inferred``), not because anyone withdrew it."""
+        if self.lifecycle != Lifecycle.withdrawn.value:
+            return False
+        reason = (
+            self.dataset.withdrawn_reason
+            if self.dataset is not None
+            else (self.doc or {}).get("withdrawn_reason")
+        )
+        return bool(reason) and reason.startswith(ABSENT_REASON)
 
     def first_seen(self) -> datetime | None:
         if self.dataset is not None:
@@ -218,8 +231,13 @@ class Ingester:
         local_id = by_pid.id if by_pid is not None else federated_id(ds, origin, rec.remote_id)
         current = stored.by_id.get(local_id)
         mapped(local_id)
-        if current is not None and current.modified >= ds.modified:
+        revived = current is not None and current.withdrawn_by_absence()
+        if current is not None and current.modified >= ds.modified and not revived:
             return UNCHANGED
+        if revived and current is not None and current.modified >= ds.modified:
+            # It was only missing from one read (a catalog paged by offset while it changed):
+            # back, with a date after its tombstone's so that upstream nodes take it back too.
+            ds = ds.model_copy(update={"modified": max(now, current.modified)})
         first_seen = current.first_seen() if current is not None else None
         provenance = ds.provenance.model_copy(
             update={
@@ -254,11 +272,12 @@ class Ingester:
             return UNCHANGED  # a newer version came by another path, or already a tombstone
         ds = current.as_dataset()
         origin = ds.provenance.origin_node
-        reason = (
-            f"withdrawn at its origin node {origin}"
-            if origin == peer
-            else f"deleted by peer {peer} (origin node {origin})"
-        )
+        if rec.inferred:
+            reason = f"{ABSENT_REASON} {peer} (read {rec.datestamp:%Y-%m-%d %H:%M} UTC)"
+        elif origin == peer:
+            reason = f"withdrawn at its origin node {origin}"
+        else:
+            reason = f"deleted by peer {peer} (origin node {origin})"
         record = ds.model_copy(
             update={
                 "lifecycle": Lifecycle.withdrawn,

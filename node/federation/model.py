@@ -37,6 +37,9 @@ class RemoteRecord:
     visibility: Visibility = Visibility.public
     source_record_url: str | None = None
     harvested_via: tuple[str, ...] = ()
+    # A deletion the reader inferred (DCAT: absent from a complete read), not one the peer
+    # stated: ingest undoes it if the record is served again, whatever its `modified`.
+    inferred: bool = False
 
     @property
     def deleted(self) -> bool:

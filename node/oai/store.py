@@ -157,8 +157,15 @@ class OAIStore:
 
     def earliest(self) -> datetime | None:
         """The oldest datestamp served (Identify's earliestDatestamp)."""
+        # The first served row of the (modified, id) index, not min() over the served rows:
+        # SQLite would read every public record through the visibility index (0.3 s at 100k).
         with self.sessions() as s:
-            return s.scalar(select(func.min(DatasetRow.modified)).where(served(self.identity)))
+            return s.scalar(
+                select(DatasetRow.modified)
+                .where(served(self.identity, keyed=True))
+                .order_by(DatasetRow.modified, DatasetRow.id)
+                .limit(1)
+            )
 
     def get(self, dataset_id: str, *, with_doc: bool = True) -> Item | None:
         with self.sessions() as s:
@@ -194,7 +201,10 @@ class OAIStore:
 
     def count(self, q: Query) -> int:
         with self.sessions() as s:
-            return s.scalar(select(func.count()).select_from(DatasetRow).where(*self._where(q)))
+            # keyed: an incremental list counts the index range since `from`, not every
+            # public record through the visibility index.
+            where = self._where(q, keyed=True)
+            return s.scalar(select(func.count()).select_from(DatasetRow).where(*where))
 
     def page(
         self,

@@ -308,12 +308,6 @@ def test_a_fair_data_point_harvested_from_its_root(
     assert_second_run_adds_nothing(engine, second, after_first)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (reported): OAIReader keeps the mapper's modified, which is the read "
-    "time when oai_dc has no date it maps to modified, instead of the header datestamp; so "
-    "every read of an unchanged record is an update (and re-served upstream)",
-)
 def test_an_unchanged_capture_read_again_rewrites_nothing(
     config: Config, engine: Engine, srv: MisbehavingServer
 ):

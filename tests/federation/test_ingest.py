@@ -244,6 +244,35 @@ def test_a_record_updated_after_its_withdrawal_is_published_again(config: Config
     assert ds.title == "Back again"
 
 
+def test_a_deletion_inferred_from_absence_is_undone_when_the_record_is_served_again(
+    config: Config, engine: Engine
+):
+    """DCAT has no deletions: a record missing from one complete read becomes a tombstone. If
+    it was merely skipped (a catalog paged by offset while it changed) and comes back unchanged,
+    older than its tombstone, it is published again, dated after the tombstone so that nodes
+    upstream take it back too. A stated deletion is not undone by an older copy."""
+    ing = Ingester(config, engine)
+    ing.apply("fdp", remote("https://fdp.test/ds/1", modified=T0))
+    dataset_id = only_id(engine)
+    read = T0 + timedelta(days=1)
+    absent = RemoteRecord("https://fdp.test/ds/1", read, None, inferred=True)
+    assert ing.apply("fdp", absent) == "withdrawn"
+    ds = stored(engine, dataset_id)
+    assert ds.lifecycle is Lifecycle.withdrawn
+    assert ds.withdrawn_reason.startswith("no longer listed in the catalog of peer fdp")
+    assert ing.apply("fdp", remote("https://fdp.test/ds/1", modified=T0)) == "updated"
+    back = stored(engine, dataset_id)
+    assert back.lifecycle is Lifecycle.published
+    assert back.withdrawn_reason is None
+    assert back.modified > read
+    assert ing.apply("fdp", remote("https://fdp.test/ds/1", modified=T0)) == "unchanged"
+    # A deletion the peer stated stays, whatever older copy comes later.
+    stated = datetime.now(UTC) + timedelta(minutes=1)  # after the revival, as it would be
+    assert ing.apply("fdp", deletion("https://fdp.test/ds/1", stated)) == "withdrawn"
+    assert ing.apply("fdp", remote("https://fdp.test/ds/1", modified=T0)) == "unchanged"
+    assert stored(engine, dataset_id).lifecycle is Lifecycle.withdrawn
+
+
 def test_visibility_is_never_more_open_than_the_peer_said(config: Config, engine: Engine, client):
     ing = Ingester(config, engine)
     assert ing.apply("inst-a", remote(visibility=Visibility.federation)) == "added"

@@ -416,4 +416,4 @@ class _Run:
         if not self.complete or filtered:
             return
         for remote_id in sorted(self.reader.known_remote_ids - self.seen):
-            yield RemoteRecord(remote_id, self.read_time, None)
+            yield RemoteRecord(remote_id, self.read_time, None, inferred=True)

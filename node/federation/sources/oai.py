@@ -552,6 +552,11 @@ class OAIReader:
             dataset, url = MAPPERS[prefix](payload, origin, remote_id)
             if prefix == "fairnode":  # its landing page on the peer
                 url = dataset_iri(self.base_url.removesuffix("/oai"), dataset.id)
+            if "modified" not in dataset.model_fields_set:
+                # The metadata names no change date (oai_dc often has none): the header's
+                # datestamp is the repository's own, and stays put while the record does; the
+                # read time would make every read of an unchanged record an update.
+                dataset = dataset.model_copy(update={"modified": datestamp})
         # Broad on purpose: whatever one record's metadata makes a mapper raise (ValueError,
         # pydantic's ValidationError, rdflib's parser errors), that record is reported and
         # skipped, and the run goes on.
