@@ -7,6 +7,7 @@ from them by one mapping each. This module imports nothing else from ``node``.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -81,6 +82,9 @@ def orcid_checksum_ok(orcid: str) -> bool:
     return digits[-1] == expected
 
 
+# Records repeat their people: a harvest validates the same iDs again and again. Both functions
+# are pure (a bad value raises, and exceptions are not cached).
+@functools.lru_cache(maxsize=65536)
 def normalise_orcid(value: str) -> str:
     """Return the bare ORCID iD, or raise ValueError naming the bad value."""
     m = _ORCID_RE.match(value.strip())
@@ -92,6 +96,7 @@ def normalise_orcid(value: str) -> str:
     return bare
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise_ror(value: str) -> str:
     """Return the ROR IRI ``https://ror.org/0xxxxxxNN``, or raise ValueError."""
     m = _ROR_RE.match(value.strip())

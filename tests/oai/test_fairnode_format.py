@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
-from oai_helpers import NS, Corpus, call
+from oai_helpers import NS, Corpus, call, harvest
 
 from node.linkeddata.context import NodeInfo
+from node.oai import views
 from node.oai.formats import FAIRNODE_NS, FAIRNODE_SCHEMA_FILE, fairnode_doc
 from node.records import Dataset, Provenance
 
@@ -48,3 +51,25 @@ def test_text_xml_cannot_hold_is_escaped_and_reads_back() -> None:
     doc = json.loads(back.text)
     assert "thumbnail" not in doc  # a file name of this node's thumbnail folder
     assert Dataset.model_validate(doc) == ds.model_copy(update={"thumbnail": None})
+
+
+def test_the_native_format_has_its_own_page_size(
+    app: Flask, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes read `fairnode` in bigger pages than other formats (FORMAT_PAGE_SIZES); the Flask
+    setting, when given, still sets every format's page size."""
+    monkeypatch.setattr(views, "FORMAT_PAGE_SIZES", {"fairnode": 4})
+    app.config.pop(views.PAGE_SIZE_SETTING, None)
+    client = app.test_client()
+    native = harvest(client, "ListRecords", metadataPrefix="fairnode")
+    assert [len(p.findall("oai:ListRecords/oai:record", NS)) for p in native.pages][:-1] == [4] * (
+        len(native.pages) - 1
+    )
+    assert sorted(native.ids) == sorted(corpus.served)
+    dc = harvest(client, "ListRecords", metadataPrefix="oai_dc")
+    assert len(dc.pages) == 1  # PAGE_SIZE (100) holds the whole test corpus
+    assert sorted(dc.ids) == sorted(corpus.served)
+    app.config[views.PAGE_SIZE_SETTING] = 3
+    assert len(harvest(client, "ListRecords", metadataPrefix="fairnode").pages) == -(
+        -len(corpus.served) // 3
+    )
