@@ -256,6 +256,7 @@ class Ingester:
                 "withdrawn_reason": None,
                 "visibility": visibility,
                 "provenance": provenance,
+                "thumbnail": None,  # a file of the peer's thumbnail folder, not of ours
             }
         )
         writes[local_id] = record

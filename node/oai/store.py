@@ -20,7 +20,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Text,
     and_,
+    cast,
     false,
     func,
     or_,
@@ -63,6 +65,7 @@ class Item:
     visibility: str
     data_access: str
     doc: dict | None = None
+    text: str | None = None  # the stored JSON itself, when read ``raw``
 
     @property
     def set_specs(self) -> list[str]:
@@ -131,7 +134,7 @@ class OAIStore:
         """The visibilities served to this store's identity (resumption tokens bind them)."""
         return frozenset(v.value for v in export_scope(self.identity).visibilities)
 
-    def _columns(self, with_doc: bool) -> Sequence:
+    def _columns(self, with_doc: bool, raw: bool = False) -> Sequence:
         cols = [
             DatasetRow.id,
             DatasetRow.modified,
@@ -140,10 +143,13 @@ class OAIStore:
             DatasetRow.visibility,
             DatasetRow.data_access,
         ]
-        return [*cols, DatasetRow.doc] if with_doc else cols
+        if not with_doc:
+            return cols
+        # raw: the JSON text as stored, for a format that serves it unparsed
+        return [*cols, cast(DatasetRow.doc, Text).label("text") if raw else DatasetRow.doc]
 
     @staticmethod
-    def _item(row, with_doc: bool) -> Item:
+    def _item(row, with_doc: bool, raw: bool = False) -> Item:
         deleted = row.lifecycle == Lifecycle.withdrawn.value
         return Item(
             id=row.id,
@@ -152,7 +158,8 @@ class OAIStore:
             origin_node=row.origin_node,
             visibility=row.visibility,
             data_access=row.data_access,
-            doc=row.doc if with_doc and not deleted else None,
+            doc=row.doc if with_doc and not raw and not deleted else None,
+            text=row.text if with_doc and raw and not deleted else None,
         )
 
     def earliest(self) -> datetime | None:
@@ -213,6 +220,7 @@ class OAIStore:
         after: tuple[datetime, str] | None,
         limit: int,
         with_doc: bool,
+        raw: bool = False,
     ) -> list[Item]:
         """Up to ``limit`` records of ``q`` after the key ``after``, in (modified, id) order."""
         where = self._where(q, keyed=True)
@@ -221,11 +229,11 @@ class OAIStore:
             # range seek on the (modified, id) index.
             where.append(tuple_(DatasetRow.modified, DatasetRow.id) > tuple_(*after))
         stmt = (
-            select(*self._columns(with_doc))
+            select(*self._columns(with_doc, raw))
             .where(*where)
             .order_by(DatasetRow.modified, DatasetRow.id)
             .limit(limit)
         )
         with self.sessions() as s:
             rows = s.execute(stmt).all()
-        return [self._item(r, with_doc) for r in rows]
+        return [self._item(r, with_doc, raw) for r in rows]

@@ -11,6 +11,7 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from flask import Blueprint, Response, current_app, request
 from lxml import etree
 
@@ -154,10 +155,16 @@ class Provider:
         header(record, self.identifier(item), item.modified, item.set_specs, item.deleted)
         if not item.deleted:
             metadata = sub(record, "metadata")
-            if fmt.from_doc is not None and item.doc is not None:
-                metadata.append(fmt.from_doc(item.doc, self.node))
+            el = None
+            if fmt.from_text is not None and item.text is not None:
+                el = fmt.from_text(item.text, self.node)
+                if el is None:  # a character XML cannot hold: parse, and let JSON escape it
+                    el = fmt.from_doc(orjson.loads(item.text), self.node)
+            elif fmt.from_doc is not None and item.doc is not None:
+                el = fmt.from_doc(item.doc, self.node)
             else:
-                metadata.append(fmt.element(item.dataset(), self.node))
+                el = fmt.element(item.dataset(), self.node)
+            metadata.append(el)
 
     def admin_email(self) -> str:
         email = self.node.contact_email.strip()
@@ -332,7 +339,8 @@ class Provider:
             complete, cursor = self.store.count(query), 0
         default = FORMAT_PAGE_SIZES.get(fmt.prefix, PAGE_SIZE)
         size = max(1, int(current_app.config.get(PAGE_SIZE_SETTING, default)))
-        items = self.store.page(query, after=after, limit=size + 1, with_doc=records)
+        raw = records and fmt.from_text is not None
+        items = self.store.page(query, after=after, limit=size + 1, with_doc=records, raw=raw)
         if not items:
             raise OAIErrors(
                 OAIError(NO_RECORDS_MATCH, "no record matches these arguments")

@@ -335,3 +335,11 @@ def test_the_file_harvester_never_touches_federated_records(
     ds = stored(engine, only_id(engine))
     assert ds.lifecycle is Lifecycle.published
     assert ds.identifier == PID
+
+
+def test_the_peers_thumbnail_file_name_is_not_kept(config: Config, engine: Engine):
+    """A peer's record names a file of the peer's thumbnail folder: meaningless here (this node
+    would look for it among its own images), so it is dropped."""
+    ing = Ingester(config, engine)
+    assert ing.apply("inst-a", remote(thumbnail="im-abc.png")) == "added"
+    assert stored(engine, only_id(engine)).thumbnail is None
