@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import random
 import resource
 import shutil
@@ -39,6 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from report import emit, loadavg, log, table
+from report import versions as report_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -712,32 +712,8 @@ def section_rss(args, work: Path) -> list[str]:
 
 
 def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    libs = []
-    for pkg in ("tifffile", "bioio", "bioio-ome-tiff", "SQLAlchemy", "numpy", "pydantic"):
-        try:
-            libs.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            libs.append(f"{pkg} -")
-    try:
-        import psutil
-
-        ram = f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
-    except ImportError:
-        ram = "? RAM"
-    try:
-        git = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        git = "?"
-    return (
-        f"machine: {os.cpu_count()} CPUs, {ram}, {platform.platform()}; Python "
-        f"{platform.python_version()}\nlibraries: {', '.join(libs)}\ncode: git {git or '?'}"
+    return report_versions(
+        ("tifffile", "bioio", "bioio-ome-tiff", "SQLAlchemy", "numpy", "pydantic")
     )
 
 

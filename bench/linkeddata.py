@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -50,6 +49,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from report import emit, loadavg, log, table
+from report import versions as report_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -1276,34 +1276,12 @@ def report_sweep(args, res: Results) -> str:
 
 
 def versions() -> str:
-    import sqlite3
-    from importlib.metadata import PackageNotFoundError, version
-
-    libs = []
-    for pkg in ("gunicorn", "Flask", "SQLAlchemy", "pydantic", "rdflib", "lxml", "Jinja2"):
-        try:
-            libs.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            libs.append(f"{pkg} -")
-    libs.append(f"SQLite {sqlite3.sqlite_version}")
     try:
         wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
     except (OSError, IndexError):
         wrk_v = "?"
-    try:
-        git = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        git = "?"
-    return (
-        f"machine: {os.cpu_count()} CPUs, {platform.platform()}; Python "
-        f"{platform.python_version()}; wrk {wrk_v}\nlibraries: {', '.join(libs)}\n"
-        f"code: git {git or '?'}"
-    )
+    packages = ("gunicorn", "Flask", "SQLAlchemy", "pydantic", "rdflib", "lxml", "Jinja2")
+    return report_versions(packages, tools={"wrk": wrk_v})
 
 
 def wait_for_quiet(limit: float, max_wait: float) -> str:

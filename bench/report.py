@@ -39,3 +39,48 @@ def loadavg() -> str:
         return " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "?"
+
+
+def versions(packages: tuple[str, ...], *, tools: dict[str, str] | None = None) -> str:
+    """The machine, the versions of ``packages`` (and SQLite, and ``tools``: name -> version)
+    and the code's git revision: the header every benchmark prints above its tables."""
+    import platform
+    import sqlite3
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    libs = []
+    for pkg in packages:
+        try:
+            libs.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            libs.append(f"{pkg} -")
+    libs.append(f"SQLite {sqlite3.sqlite_version}")
+    try:
+        import psutil
+
+        ram = f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
+    except ImportError:
+        ram = "? RAM"
+    try:
+        git = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(Path(__file__).resolve().parents[1]),
+                "describe",
+                "--always",
+                "--dirty",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        git = "?"
+    extra = "".join(f"; {name} {v}" for name, v in (tools or {}).items())
+    return (
+        f"machine: {os.cpu_count()} CPUs, {ram}, {platform.platform()}; Python "
+        f"{platform.python_version()}{extra}\nlibraries: {', '.join(libs)}\ncode: git {git or '?'}"
+    )

@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import socket
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from report import emit, loadavg, log, table
+from report import versions as report_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -1960,34 +1960,7 @@ def catalog_statistics(paths: Paths, analyze: bool) -> str:
 
 
 def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    libs = []
-    for pkg in ("tantivy", "SQLAlchemy", "pydantic", "Flask", "gunicorn", "psycopg"):
-        try:
-            libs.append(f"{pkg} {version(pkg)}")
-        except PackageNotFoundError:
-            libs.append(f"{pkg} -")
-    libs.append(f"SQLite {sqlite3.sqlite_version}")
-    try:
-        import psutil
-
-        ram = f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM"
-    except ImportError:
-        ram = "? RAM"
-    try:
-        git = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        git = "?"
-    return (
-        f"machine: {os.cpu_count()} CPUs, {ram}, {platform.platform()}; Python "
-        f"{platform.python_version()}\nlibraries: {', '.join(libs)}\ncode: git {git or '?'}"
-    )
+    return report_versions(("tantivy", "SQLAlchemy", "pydantic", "Flask", "gunicorn", "psycopg"))
 
 
 def main(argv: list[str] | None = None) -> None:
