@@ -28,6 +28,7 @@ from node.records import (
 
 from .context import dataset_id_from_iri
 from .identifiers import pid_kind, publication_value
+from .mediatypes import parse
 from .namespaces import (
     ACCESS_RIGHT,
     ADMS,
@@ -92,6 +93,16 @@ _ACCESS = {"PUBLIC": DataAccess.open, "RESTRICTED": DataAccess.restricted}
 def dataset_subjects(g: Graph) -> list[URIRef]:
     """Every ``dcat:Dataset`` IRI in ``g``, sorted."""
     return sorted(s for s in g.subjects(RDF.type, DCAT.Dataset) if isinstance(s, URIRef))
+
+
+def dataset_from_rdfxml(data: bytes, *, origin_node: str | None = None) -> tuple[Dataset, str]:
+    """The one dcat:Dataset of an RDF/XML document (an OAI ``dcat_ap`` record) and its page:
+    ``dcat:landingPage`` when it has one, else its IRI."""
+    g = parse(data, "application/rdf+xml")
+    ds = dataset_from_graph(g, origin_node=origin_node)
+    subject = dataset_subjects(g)[0]  # dataset_from_graph checked there is exactly one
+    landing = g.value(subject, DCAT.landingPage)
+    return ds, str(landing if isinstance(landing, URIRef) else subject)
 
 
 def dataset_from_graph(

@@ -27,15 +27,13 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from lxml import etree
-from rdflib import Graph, URIRef
 
 from node.federation.fetch import Fetched, Fetcher
 from node.federation.model import PeerError, RecordProblem, RemoteRecord
 from node.linkeddata import datacite, dublincore
 from node.linkeddata.context import dataset_iri
-from node.linkeddata.dcat_read import dataset_from_graph, dataset_subjects
+from node.linkeddata.dcat_read import dataset_from_rdfxml
 from node.linkeddata.identifiers import DOI_RESOLVER, bare_doi
-from node.linkeddata.namespaces import DCAT
 from node.linkeddata.xmlsafe import parse_xml, text_of
 from node.oai.formats import FAIRNODE_NS, FAIRNODE_VERSION
 from node.records import Dataset, Visibility
@@ -256,13 +254,8 @@ def local_id(remote_id: str) -> str:
 def _dcat_ap(
     payload: etree._Element, origin_node: str, remote_id: str
 ) -> tuple[Dataset, str | None]:
-    # The element was parsed without DTDs or entities; rdflib re-reads its bytes as RDF/XML.
-    g = Graph()
-    g.parse(data=etree.tostring(payload), format="xml")
-    ds = dataset_from_graph(g, origin_node=origin_node)
-    subject = dataset_subjects(g)[0]  # dataset_from_graph checked there is exactly one
-    landing = g.value(subject, DCAT.landingPage)
-    return ds, str(landing if isinstance(landing, URIRef) else subject)
+    # The element was parsed without DTDs or entities; its bytes are re-read as RDF/XML.
+    return dataset_from_rdfxml(etree.tostring(payload), origin_node=origin_node)
 
 
 def _doi_url(value: str) -> str | None:
