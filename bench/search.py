@@ -732,6 +732,48 @@ def build_tantivy(p: dict) -> dict:
     }
 
 
+CEILING_RECORDS = 200_000
+
+
+def tantivy_ceiling(p: dict) -> dict:
+    """tantivy alone: the first CEILING_RECORDS documents, built and serialised beforehand
+    (untimed), added to a new index with the writer settings of a reindex. No Python work is
+    timed except the add_json loop, so this is the most any reindex on this machine could
+    reach with this schema, however its Python half were written or spread over processes."""
+    import gc
+
+    import tantivy
+
+    from node.search.documents import search_document
+    from node.search.indexer import catalog_records
+    from node.search.tantivy_index import _json, build_schema
+
+    paths = Paths(Path(p["work"]), p["records"], p["seed"])
+    config = make_config(paths)
+    engine = open_engine(paths)
+    docs = [
+        _json(search_document(r))
+        for r in itertools.islice(catalog_records(engine), CEILING_RECORDS)
+    ]
+    engine.dispose()
+    folder = paths.work / "ceiling-index"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    gc.disable()
+    try:
+        index = tantivy.Index(build_schema(), path=str(folder))
+        writer = index.writer(heap_size=config.search.writer_memory_mb * 1_000_000, num_threads=0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for doc in docs:
+            writer.add_json(doc)
+        writer.commit()
+        writer.wait_merging_threads()
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"records": len(docs), "seconds": dt, "cpu": cpu, "cores": os.cpu_count()}
+
+
 FTS_COLUMNS = (  # FTS5 column, search-document field, bm25 weight (the same boosts as tantivy)
     ("title", "title", 4.0),
     ("keywords", "keywords", 2.0),
@@ -814,8 +856,8 @@ def build_fts5(p: dict) -> dict:
             (
                 n,
                 d["id"],
-                d["lifecycle"],
-                d["visibility"],
+                rec["lifecycle"],
+                rec["visibility"],
                 d["f_origin"][0],
                 d["f_license"][0] if d["f_license"] else None,
                 d["f_access"][0],
@@ -1253,8 +1295,8 @@ def build_pg(p: dict) -> dict:
                         (
                             n,
                             d["id"],
-                            d["lifecycle"],
-                            d["visibility"],
+                            rec["lifecycle"],
+                            rec["visibility"],
                             d["f_origin"][0],
                             d["f_license"][0] if d["f_license"] else None,
                             d["f_access"][0],
@@ -1538,6 +1580,7 @@ def http_measure(base: str, pid: int, p: dict, queries: dict, label: str, worker
 CHILDREN = {
     "generate": generate,
     "tantivy": build_tantivy,
+    "tantivy-ceiling": tantivy_ceiling,
     "fts5": build_fts5,
     "pg": build_pg,
     "query-fairnode": query_fairnode,
@@ -1693,6 +1736,26 @@ def report(args, res: dict) -> str:
             "(info)",
         ),
         row(
+            "tantivy alone, pre-built docs (wall)",
+            (get("ceiling", "records") or 0) / get("ceiling", "seconds")
+            if get("ceiling", "seconds")
+            else None,
+            [None for _ in alts],
+            fmt_rate,
+            True,
+            "(ceiling)",
+        ),
+        row(
+            "tantivy alone, CPU per document",
+            1e6 * get("ceiling", "cpu") / get("ceiling", "records")
+            if get("ceiling", "records")
+            else None,
+            [None for _ in alts],
+            lambda v: "-" if v is None else f"{v:,.0f} µs",
+            False,
+            "(ceiling)",
+        ),
+        row(
             "index size on disk",
             get("tantivy", "bytes"),
             [get(build[a], "bytes") for a in alts],
@@ -1742,6 +1805,17 @@ def report(args, res: dict) -> str:
             f"catalog (batch {t.get('batch')}, writer {t.get('writer_mb')} MB, {t.get('records'):,}"
             f" records, {t.get('docs'):,} documents, health ok: {t.get('health')}); CPU time is "
             "the child's own (tantivy's indexing threads included)."
+        )
+    c = res.get("ceiling", {})
+    if c.get("records"):
+        per_doc = c["cpu"] / c["records"]
+        notes.append(
+            f"tantivy alone = the first {c['records']:,} documents built and serialised "
+            "beforehand (untimed), then only writer.add_json + commit + merges timed, same "
+            f"writer settings: {per_doc * 1e6:,.0f} µs of CPU per document (indexing threads "
+            f"included). With {c['cores']} cores, no reindex with this schema can pass "
+            f"{c['cores'] / per_doc:,.0f} records/s on this machine, whatever its Python side "
+            "costs or however it is spread over processes."
         )
     f = res.get("fts5", {})
     if f:
@@ -2076,6 +2150,7 @@ def main(argv: list[str] | None = None) -> None:
         paths.queries.write_text(json.dumps(make_queries(args.seed, args.samples)))
         if do_build:
             res["tantivy"] = phase("reindex (tantivy)", "tantivy")
+            res["ceiling"] = phase("tantivy alone, pre-built documents", "tantivy-ceiling")
             res["fts5"] = phase("build (FTS5)", "fts5")
             if pg:
                 res["pg"] = phase("build (PostgreSQL)", "pg")

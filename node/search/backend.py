@@ -8,8 +8,12 @@ suite against both). The semantics every backend implements:
   prefix, optionally restricted to one query field (``TEXT_FIELDS``) and optionally negated.
   - a *word* matches a document when one of the clause's fields holds the word exactly, or
     within the edit distance ``fuzziness(word)`` (typo tolerance, transpositions cost one);
+    without a field, the match is found on ``ALL_TEXT`` (the same words as all the fields
+    together) and scored by the exact word in each field with its boost, so exact matches rank
+    above typo neighbours, which all score the same;
   - a *phrase* matches the words adjacent and in order in one field (no slop, no fuzziness);
-  - a *prefix* matches any indexed word of the field(s) that starts with it;
+  - a *prefix* matches any indexed word of the field(s) that starts with it (without a field:
+    of ``ALL_TEXT``, every match scoring the same);
   - every non-negated clause must match; a negated clause must not; a query of only negated
     clauses matches everything else.
   Words are already analysed (``analyse``: split on anything but letters and digits, lowercase),
@@ -91,12 +95,31 @@ FACET_FIELDS: dict[str, str] = {
     "license": "f_license",
     "access": "f_access",
 }
+# ``policy`` holds "<lifecycle>/<visibility>" (``policy_key``): the access policy is one term-set
+# filter on one field. As two filters (lifecycle, visibility), every query intersected two
+# posting lists of ~90 % of the catalog: ~20 ms of a match-all query at 1M records.
 KEYWORD_FIELDS: tuple[str, ...] = (
     "id",
-    "lifecycle",
-    "visibility",
+    "policy",
     *dict.fromkeys(FACET_FIELDS.values()),
 )
+# Every text field's words in one field, indexed without frequencies or positions: an
+# unrestricted word clause finds its documents (exact or within the edit distance) with ONE
+# fuzzy automaton over this field, and only scores them with exact terms per field. Fuzzy
+# queries over each of the nine fields built nine large doc sets per word; 2-word queries at 1M
+# records took 19 ms (median) that way against 6 ms (bench/search.py, docs/benchmarks.md).
+ALL_TEXT = "all_text"
+
+
+def policy_key(lifecycle: str, visibility: str) -> str:
+    """The ``policy`` value of a document: one term per (lifecycle, visibility) pair."""
+    return f"{lifecycle}/{visibility}"
+
+
+def policy_values(query: SearchQuery) -> list[str]:
+    """The ``policy`` values the caller of ``query`` may read (every allowed pair)."""
+    return sorted(policy_key(lc, v) for lc in query.lifecycles for v in query.visibilities)
+
 
 _SPLIT_RE = re.compile(r"[^\w]+|_+")
 

@@ -25,8 +25,9 @@ from node.ontologies import (
     term_label,
 )
 from node.records import Dataset
+from node.search.backend import ALL_TEXT, policy_key
 
-DOCUMENT_VERSION = 2
+DOCUMENT_VERSION = 3  # 3: all_text, policy (one field instead of lifecycle + visibility)
 
 SearchDocument = dict[str, Any]
 
@@ -124,24 +125,35 @@ def search_document(record: Mapping[str, Any]) -> SearchDocument:
     license_id = record.get("license")
     modified = record["modified"]
     ds_id = record["id"]
+    title = record["title"]
+    description = record.get("description") or ""
+    keywords = [*record.get("keywords", ()), *(t["label"] for t in record.get("subjects", ()))]
+    creators = [p["name"] for p in (*record.get("creators", ()), *record.get("contributors", ()))]
+    channels = _unique([*(summary.get("channel_names") or []), *fluors])
     return {
         "id": ds_id,
-        "title": record["title"],
-        "description": record.get("description") or "",
-        "keywords": [
-            *record.get("keywords", ()),
-            *(t["label"] for t in record.get("subjects", ())),
-        ],
-        "creators": [
-            p["name"] for p in (*record.get("creators", ()), *record.get("contributors", ()))
-        ],
-        "channels": _unique([*(summary.get("channel_names") or []), *fluors]),
+        "title": title,
+        "description": description,
+        "keywords": keywords,
+        "creators": creators,
+        "channels": channels,
         "organism": organism_text,
         "method": method_text,
         "instrument": instruments,
         "format": formats,
-        "lifecycle": record["lifecycle"],
-        "visibility": record["visibility"],
+        # the words of every text field above, for unrestricted word and prefix clauses
+        ALL_TEXT: [
+            title,
+            description,
+            *keywords,
+            *creators,
+            *channels,
+            *organism_text,
+            *method_text,
+            *instruments,
+            *formats,
+        ],
+        "policy": policy_key(record["lifecycle"], record["visibility"]),
         "f_organism": organisms,
         "f_method": methods,
         "f_instrument": _unique(instruments),

@@ -38,6 +38,7 @@ from elasticsearch import ConnectionError as EsConnectionError  # not the builti
 from node.config import ConfigError, Problem
 from node.errors import BadRequestError
 from node.search.backend import (
+    ALL_TEXT,
     FACET_FIELDS,
     FILTER_FIELDS,
     KEYWORD_FIELDS,
@@ -53,6 +54,7 @@ from node.search.backend import (
     SearchResult,
     Sort,
     fuzziness,
+    policy_values,
 )
 from node.search.documents import DOCUMENT_VERSION, facet_label, search_document
 from node.search.errors import SearchIndexError, SearchUnavailableError
@@ -147,6 +149,13 @@ def index_mappings() -> dict[str, Any]:
             # Offsets in the postings let the unified highlighter work without re-analysing.
             spec["index_options"] = "offsets"
         properties[name] = spec
+    # found by unrestricted clauses, never scored: doc ids only (as tantivy's "basic")
+    properties[ALL_TEXT] = {
+        "type": "text",
+        "analyzer": ANALYZER,
+        "index_options": "docs",
+        "norms": False,
+    }
     for name in ("acquired_from", "acquired_to", "modified"):
         properties[name] = {"type": "date"}
     properties["has_z"] = {"type": "boolean"}
@@ -261,8 +270,46 @@ def _is_sort_value(value: Any, kind: type) -> bool:
 # --------------------------------------------------------------------------- queries
 
 
+def _fuzzy(field: str, word: str, distance: int, boost: float) -> dict[str, Any]:
+    return {
+        "fuzzy": {
+            field: {
+                "value": word,
+                "fuzziness": distance,
+                "transpositions": True,
+                "prefix_length": 0,
+                "max_expansions": MAX_FUZZY_EXPANSIONS,
+                "boost": boost,
+            }
+        }
+    }
+
+
+def _all_text_clause(clause: Clause) -> dict[str, Any]:
+    """An unrestricted word or prefix, as the tantivy backend runs it (node/search/backend.py):
+    found on ALL_TEXT with a constant score of 1, a word also scored by its exact occurrences
+    in each field with their boosts."""
+    word = clause.words[0]
+    if clause.kind is ClauseKind.prefix:
+        found: dict[str, Any] = {"prefix": {ALL_TEXT: {"value": word}}}
+        return {"constant_score": {"filter": found, "boost": 1.0}}
+    distance = fuzziness(word)
+    found = _fuzzy(ALL_TEXT, word, distance, 1.0) if distance else {"term": {ALL_TEXT: word}}
+    return {
+        "bool": {
+            "must": [{"constant_score": {"filter": found, "boost": 1.0}}],
+            "should": [
+                {"term": {field: {"value": word, "boost": boost * 2}}}
+                for field, boost in TEXT_FIELDS.values()
+            ],
+        }
+    }
+
+
 def _clause_query(clause: Clause) -> dict[str, Any]:
     """One text clause over its field(s): matches when any field matches."""
+    if clause.field is None and clause.kind is not ClauseKind.phrase:
+        return _all_text_clause(clause)
     fields = [TEXT_FIELDS[clause.field]] if clause.field else list(TEXT_FIELDS.values())
     should: list[dict[str, Any]] = []
     for field, boost in fields:
@@ -272,20 +319,7 @@ def _clause_query(clause: Clause) -> dict[str, Any]:
             should.append({"term": {field: {"value": word, "boost": boost * 2}}})
             distance = fuzziness(word)
             if distance:
-                should.append(
-                    {
-                        "fuzzy": {
-                            field: {
-                                "value": word,
-                                "fuzziness": distance,
-                                "transpositions": True,
-                                "prefix_length": 0,
-                                "max_expansions": MAX_FUZZY_EXPANSIONS,
-                                "boost": boost,
-                            }
-                        }
-                    }
-                )
+                should.append(_fuzzy(field, word, distance, boost))
         elif clause.kind is ClauseKind.phrase:
             # The words are analysed already; the field's analyser splits them the same way.
             query = " ".join(clause.words)
@@ -299,10 +333,7 @@ def _clause_query(clause: Clause) -> dict[str, Any]:
 
 def _filters(query: SearchQuery) -> list[dict[str, Any]]:
     """Filter context: never scored, so relevance comes from the text alone."""
-    out: list[dict[str, Any]] = [
-        {"terms": {"lifecycle": sorted(query.lifecycles)}},
-        {"terms": {"visibility": sorted(query.visibilities)}},
-    ]
+    out: list[dict[str, Any]] = [{"terms": {"policy": policy_values(query)}}]
     if query.origins is not None:
         out.append({"terms": {"f_origin": sorted(query.origins)}})  # empty scope: no hits
     for name, values in query.filters.items():

@@ -300,6 +300,41 @@ def test_index_replaces_and_delete_removes(backend: SearchBackend):
     assert "d02" not in ids(backend, query(q="zebrafish"))
 
 
+def test_repeated_query_totals_and_facets_follow_writes(backend: SearchBackend):
+    """Totals and facet counts may be kept per query, but never across a write."""
+    q = query(q="zebrafish", limit="1")
+    first = backend.search(q)
+    assert first.total == 2
+    page2 = backend.search(replace(q, cursor=first.next))  # a page turn: same total
+    assert page2.total == 2
+    assert {h.id for h in first.hits + page2.hits} == {"d02", "d09"}
+    twin = corpus()[1].model_copy(update={"id": "d98", "identifier": None})
+    backend.index([twin.to_json()])
+    again = backend.search(q)
+    assert again.total == 3
+    counts = {f.value: f.count for f in again.facets["organism"]}
+    assert counts == {v: c + 1 for v, c in ((f.value, f.count) for f in first.facets["organism"])}
+    backend.delete(["d98"])
+    assert backend.search(q).total == 2
+
+
+def test_exact_words_rank_above_typo_neighbours(backend: SearchBackend):
+    near = corpus()[0].model_copy(
+        update={
+            "id": "d97",
+            "title": "Hipocampus slices",
+            "description": "Organotypic cultures.",
+            "identifier": None,
+        }
+    )
+    backend.index([near.to_json()])
+    hits = backend.search(query(q="hippocampus")).hits
+    assert [h.id for h in hits] == ["d01", "d97"]  # d97 only has the misspelt word
+    assert hits[0].score is not None
+    assert hits[1].score is not None
+    assert hits[0].score > hits[1].score
+
+
 def test_reindex_swaps_in_a_new_index(backend: SearchBackend):
     before = backend.search(query(q="confocal"))
     seen: list[int] = []

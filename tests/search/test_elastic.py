@@ -321,7 +321,7 @@ def test_template_mappings_and_alias(
             "index_options": "offsets",
         }
         assert props["organism"]["type"] == "text"
-        for name in ("id", "lifecycle", "visibility", "f_method", "f_origin", "title_key"):
+        for name in ("id", "policy", "f_method", "f_origin", "title_key"):
             assert props[name]["type"] == "keyword", name
         for name in ("acquired_from", "acquired_to", "modified"):
             assert props[name]["type"] == "date", name
