@@ -1500,6 +1500,7 @@ def gunicorn(params_path: Path, kind: str, workers: int) -> Iterator[tuple[str, 
     cmd = [
         sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
         f"127.0.0.1:{port}", "--chdir", str(ROOT), "--timeout", "300", "--log-level", "warning",
+        "--pythonpath", str(ROOT / "bench"),  # bench.search imports its sibling report.py
         f"bench.search:wsgi({str(params_path)!r}, {kind!r})",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
