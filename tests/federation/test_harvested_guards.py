@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from config_file import write_config
 from sqlalchemy import Engine, func, select
 
 from node.catalog import publishing
@@ -125,23 +126,6 @@ def test_own_records_are_still_withdrawn_and_reinstated(config: Config, engine: 
     assert publishing.withdraw(engine, "ds-own", reason="duplicate", config=config).changed
     assert publishing.publish(engine, "ds-own", config=config, reinstate=True).changed
     assert stored(engine, "ds-own").lifecycle is Lifecycle.published
-
-
-def write_config(tmp_path: Path, config: Config) -> Path:
-    path = tmp_path / "node.toml"
-    path.write_text(
-        f"""[node]
-id = "{config.node.id}"
-name = "Harvester"
-base_url = "{config.node.base_url}"
-data_dir = "{config.data_dir}"
-
-[database]
-url = "{config.database.url}"
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def fairnode(path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from config_file import write_config
 from sqlalchemy import Engine, select
 
 from node.catalog.models import PeerRow
@@ -18,25 +19,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_federate_runner import SOURCE_ID, populate, source_node  # noqa: E402
 
 
-def write_config(tmp_path: Path, config: Config, peers: str = "") -> Path:
-    path = tmp_path / "node.toml"
-    path.write_text(
-        f"""[node]
-id = "{config.node.id}"
-name = "Harvester"
-base_url = "{config.node.base_url}"
-data_dir = "{config.data_dir}"
-
-[database]
-url = "{config.database.url}"
-
-[federation]
-max_retries = 0
-timeout_seconds = 5
-{peers}""",
-        encoding="utf-8",
+def cli_config(tmp_path: Path, config: Config, peers: str = "") -> Path:
+    """A config whose peers fail fast (no retries, short timeouts), then ``peers``."""
+    return write_config(
+        tmp_path, config, "\n[federation]\nmax_retries = 0\ntimeout_seconds = 5\n" + peers
     )
-    return path
 
 
 def cli(path: Path, *args: str):
@@ -44,7 +31,7 @@ def cli(path: Path, *args: str):
 
 
 def test_peers_add_list_remove(config: Config, engine: Engine, tmp_path: Path):
-    path = write_config(
+    path = cli_config(
         tmp_path,
         config,
         '[[federation.peers]]\nid = "uni"\nurl = "http://uni.test"\nschedule = ""\n',
@@ -127,9 +114,9 @@ def test_peers_add_list_remove(config: Config, engine: Engine, tmp_path: Path):
 def test_an_id_in_both_the_file_and_the_database_is_an_error(
     config: Config, engine: Engine, tmp_path: Path
 ):
-    path = write_config(tmp_path, config)
+    path = cli_config(tmp_path, config)
     assert cli(path, "peers", "add", "uni", "http://uni.test").exit_code == 0
-    path = write_config(tmp_path, config, '[[federation.peers]]\nid = "uni"\nurl = "http://u"\n')
+    path = cli_config(tmp_path, config, '[[federation.peers]]\nid = "uni"\nurl = "http://u"\n')
     r = CliRunner().invoke(main, ["--config", str(path), "peers", "list"])
     assert r.exit_code == 1
     assert "'uni' is both in" in r.output
@@ -138,7 +125,7 @@ def test_an_id_in_both_the_file_and_the_database_is_an_error(
 def test_federate_and_check_against_a_real_node(config: Config, engine: Engine, tmp_path: Path):
     with source_node(tmp_path / "src") as src:
         populate(src, 5)
-        path = write_config(tmp_path, config)
+        path = cli_config(tmp_path, config)
         assert cli(path, "peers", "add", SOURCE_ID, src.url).exit_code == 0
         check = cli(path, "peers", "check", SOURCE_ID)
         assert check.exit_code == 0, check.output
@@ -169,7 +156,7 @@ def test_federate_and_check_against_a_real_node(config: Config, engine: Engine, 
 def test_the_worker_schedules_one_job_per_scheduled_peer(
     config: Config, engine: Engine, tmp_path: Path
 ):
-    path = write_config(
+    path = cli_config(
         tmp_path,
         config,
         '[[federation.peers]]\nid = "uni"\nurl = "http://uni.test"\nschedule = "*/10 * * * *"\n'

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from config_file import write_config
 from sqlalchemy import Engine, update
 
 from node.catalog.models import PeerRow
@@ -16,27 +17,12 @@ from node.config import Config, PeerSettings, load_config
 from node.federation.peers import PeerStore
 from node.worker import PEER_REFRESH_JOB, PEER_REFRESH_SECONDS, build_scheduler, refresh_peer_jobs
 
-
-def write_config(tmp_path: Path, config: Config) -> Path:
-    path = tmp_path / "node.toml"
-    path.write_text(
-        f"""[node]
-id = "{config.node.id}"
-name = "Harvester"
-base_url = "{config.node.base_url}"
-data_dir = "{config.data_dir}"
-
-[database]
-url = "{config.database.url}"
-
+UNI_PEER = """
 [[federation.peers]]
 id = "uni"
 url = "http://uni.test"
 schedule = "*/10 * * * *"
-""",
-        encoding="utf-8",
-    )
-    return path
+"""
 
 
 def peer_jobs(sched) -> dict[str, str]:
@@ -46,7 +32,7 @@ def peer_jobs(sched) -> dict[str, str]:
 def test_peers_added_changed_and_removed_are_rescheduled_without_a_restart(
     config: Config, engine: Engine, tmp_path: Path
 ):
-    cfg = load_config(write_config(tmp_path, config))
+    cfg = load_config(write_config(tmp_path, config, UNI_PEER))
     sched = build_scheduler(cfg, engine)
     jobs = {j.id: j for j in sched.get_jobs()}
     # The reconcile job is always there, cheap and never run twice at once.
