@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -98,6 +99,29 @@ def run_federate(cfg_path: Path) -> tuple[float, object, int]:
         return seconds, run, n
     finally:
         engine.dispose()
+
+
+def process_cpu() -> tuple[float, float]:
+    """(CPU seconds of this process, of its children that ended): the receiver runs in this
+    process; its search indexing child (BulkWriter) ends with the harvest and is counted then."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def cpu_budget(records: int, seconds: float, receiver: float, indexer: float, source: float) -> str:
+    """Where the full harvest's CPU went, and the fastest the machine's cores allow for it."""
+    cores = os.cpu_count() or 1
+    total = receiver + indexer + source
+    floor = total / cores
+    return (
+        f"CPU of the full harvest: receiver process {receiver:.1f} s, its search indexing child "
+        f"{indexer:.1f} s, source workers {source:.1f} s; total {total:.1f} s in {seconds:.1f} s "
+        f"of wall time ({total / seconds:.2f} of {cores} cores busy). With this much CPU work, "
+        f"{cores} cores cannot do it in less than {floor:.1f} s ({records / floor:,.0f} records/s "
+        f"at most); the receiver process alone, GIL-bound, needs {receiver:.1f} s "
+        f"({records / receiver:,.0f} records/s at most)."
+    )
 
 
 def index_documents(cfg_path: Path) -> int:
@@ -273,8 +297,11 @@ def main(argv: list[str] | None = None) -> None:
 
             log(f"full harvest of {len(ids):,} records (load {loadavg()})")
             cpu0 = sum(server.cpu()[2])
+            own0, kids0 = process_cpu()
             seconds, run, held = run_federate(cfg)
+            own1, kids1 = process_cpu()
             source_cpu = sum(server.cpu()[2]) - cpu0
+            budget = cpu_budget(len(ids), seconds, own1 - own0, kids1 - kids0, source_cpu)
             documents = index_documents(cfg)
             if held != len(ids) or documents != len(ids):
                 raise SystemExit(f"receiver holds {held:,} records, {documents:,} indexed")
@@ -367,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows,
                 note=(
                     f"peak RSS of the harvesting process {peak_mb:,.0f} MB; load average at the "
-                    f"end {loadavg()}"
+                    f"end {loadavg()}\n{budget}"
                 ),
             )
         )
