@@ -491,7 +491,13 @@ class TantivyBackend:
         return Query.boolean_query(subs)
 
     def _filter(self, field: str, values: Iterable[str]) -> Query:
-        return Query.term_set_query(self.schema, field, list(values))
+        values = list(values)
+        if len(values) == 1:
+            # One value: a term query walks (and skips along) its posting list; a term-set query
+            # first collects every matching document into a bit set, which for the policy of an
+            # anonymous caller (~80 % of the catalog) cost ~5 ms of every query at 1M records.
+            return Query.term_query(self.schema, field, values[0], index_option="basic")
+        return Query.term_set_query(self.schema, field, values)
 
     def _query(self, query: SearchQuery, *, text_only: bool = False) -> Query:
         subs: list[tuple[Occur, Query]] = []
@@ -504,8 +510,10 @@ class TantivyBackend:
                 positive = True
         if text_only:
             return Query.boolean_query(subs) if positive else Query.empty_query()
-        if not positive:
-            subs.append((Occur.Must, Query.all_query()))
+        # Without a positive text clause the policy filter (always there, and required) is what
+        # the documents are drawn from: no all_query() to intersect it with, which cost the
+        # match-all query's top 20 as much again as walking the policy's postings (13 against
+        # 7 ms at 1M records).
         filters: list[Query] = [self._filter("policy", policy_values(query))]
         if query.origins is not None:
             filters.append(self._filter("f_origin", query.origins))
@@ -543,6 +551,8 @@ class TantivyBackend:
             )
         # Filters never change the score: relevance comes from the text alone.
         subs.extend((Occur.Must, Query.const_score_query(f, 0.0)) for f in filters)
+        if len(subs) == 1:  # the policy alone (match-all): a one-clause boolean only costs
+            return subs[0][1]
         return Query.boolean_query(subs)
 
     def search(self, query: SearchQuery) -> SearchResult:
