@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from typing import Any
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
@@ -72,10 +73,10 @@ def index_job(config: Config, engine: Engine) -> None:
         log.info("search index: %s", report)
 
 
-def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BlockingScheduler:
+def build_scheduler(config: Config, engine: Engine, **kwargs: Any) -> BackgroundScheduler:
     """A scheduler with one cron job per source and per peer that has a schedule, the search
     index drain, and the job that keeps the peer jobs in step with `fairnode peers`."""
-    sched = BlockingScheduler(timezone=config.worker.timezone, **kwargs)
+    sched = BackgroundScheduler(timezone=config.worker.timezone, **kwargs)
     sched.add_job(
         index_job,
         IntervalTrigger(seconds=config.search.index_interval_seconds),
@@ -179,22 +180,33 @@ def _peers(config: Config, engine: Engine) -> list:
 
 
 def run_worker(config: Config, engine: Engine) -> None:
-    """Run the scheduler until SIGTERM or Ctrl-C; running harvests finish before it exits."""
+    """Run the scheduler until SIGTERM or Ctrl-C; running harvests finish before it exits.
+
+    The scheduler runs in its own thread and the main thread only waits for a signal, whose
+    handler just sets an event. Raising from the handler instead (KeyboardInterrupt, SystemExit)
+    threw the exception into whatever the main thread was doing, scheduler internals included;
+    a Ctrl-C landing there once left the worker hanging instead of stopping."""
     sched = build_scheduler(config, engine)
+    stop = threading.Event()
 
-    def stop(signum: int, _frame: Any) -> None:
-        # Leave the blocking loop from the main thread; the shutdown below waits for jobs.
-        raise SystemExit(0)
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # asked twice: stop without waiting for the running harvests
+            raise KeyboardInterrupt
+        stop.set()
 
-    signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         jobs = sched.get_jobs()
         print(f"fairnode worker: {len(jobs)} scheduled job(s); Ctrl-C to stop", flush=True)
         for job in jobs:
             print(f"  {job.name}: {job.trigger}", flush=True)
-        sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        log.warning("stopping: waiting for running harvests to end")
+        if not stop.is_set():
+            sched.start()
+        while not stop.wait(1.0):  # the timeout keeps the main thread answering signals
+            pass
+        log.warning("stopping: waiting for running harvests to end (Ctrl-C again: do not wait)")
     finally:
         if sched.running:
             sched.shutdown(wait=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
