@@ -95,8 +95,8 @@ FACET_FIELDS: dict[str, str] = {
     "license": "f_license",
     "access": "f_access",
 }
-# ``policy`` holds "<lifecycle>/<visibility>" (``policy_key``): the access policy is one term-set
-# filter on one field. As two filters (lifecycle, visibility), every query intersected two
+# ``policy`` holds "<lifecycle>/<visibility>" (``policy_key``): the access policy is one filter
+# on one field. As two filters (lifecycle, visibility), every query intersected two
 # posting lists of ~90 % of the catalog: ~20 ms of a match-all query at 1M records.
 KEYWORD_FIELDS: tuple[str, ...] = (
     "id",

@@ -270,6 +270,11 @@ def _is_sort_value(value: Any, kind: type) -> bool:
 # --------------------------------------------------------------------------- queries
 
 
+def _exact(field: str, word: str, boost: float) -> dict[str, Any]:
+    """The word itself in ``field``: it scores above its typo neighbours (twice the boost)."""
+    return {"term": {field: {"value": word, "boost": boost * 2}}}
+
+
 def _fuzzy(field: str, word: str, distance: int, boost: float) -> dict[str, Any]:
     return {
         "fuzzy": {
@@ -298,10 +303,7 @@ def _all_text_clause(clause: Clause) -> dict[str, Any]:
     return {
         "bool": {
             "must": [{"constant_score": {"filter": found, "boost": 1.0}}],
-            "should": [
-                {"term": {field: {"value": word, "boost": boost * 2}}}
-                for field, boost in TEXT_FIELDS.values()
-            ],
+            "should": [_exact(field, word, boost) for field, boost in TEXT_FIELDS.values()],
         }
     }
 
@@ -315,8 +317,7 @@ def _clause_query(clause: Clause) -> dict[str, Any]:
     for field, boost in fields:
         if clause.kind is ClauseKind.word:
             word = clause.words[0]
-            # The exact word scores above its typo neighbours.
-            should.append({"term": {field: {"value": word, "boost": boost * 2}}})
+            should.append(_exact(field, word, boost))
             distance = fuzziness(word)
             if distance:
                 should.append(_fuzzy(field, word, distance, boost))
