@@ -187,7 +187,10 @@ class SearchSettings:
     )
     batch_size: int = setting(1000, help="Records per indexing batch (queue drain and reindex).")
     writer_memory_mb: int = setting(
-        256, help="tantivy writer memory budget, in MB (more: faster reindex)."
+        1024,
+        help="tantivy writer memory budget of `fairnode reindex`, in MB, used only as the index "
+        "grows. Under ~1 MB per 1,000 records a reindex writes small segments and merges them "
+        "again (at 1M records, 256 MB made it 20 % slower).",
     )
     index_interval_seconds: int = setting(
         5, help="How often `fairnode worker` drains the indexing queue, in seconds."

@@ -1,0 +1,51 @@
+"""The one mapping record → search document (node/search/documents.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from node.ontologies import resolve_imaging_method, resolve_organism
+from node.records import Dataset, Lifecycle, Provenance
+from node.search.backend import ALL_TEXT, analyse
+from node.search.documents import search_document
+
+
+def _two_organisms() -> Dataset:
+    # Mouse and human share most of their lineage (Eukaryota, Mammalia, ...); the two methods
+    # share their super-classes (microscopy, light microscopy, ...).
+    return Dataset(
+        id="d1",
+        title="Mouse and human cells",
+        description="Cells of mouse and human origin",
+        organisms=[resolve_organism("mouse"), resolve_organism("human")],
+        imaging_methods=[
+            resolve_imaging_method("spinning disk confocal microscopy"),
+            resolve_imaging_method("bright-field microscopy"),
+        ],
+        modified=datetime(2024, 1, 1, tzinfo=UTC),
+        lifecycle=Lifecycle.published,
+        provenance=Provenance(origin_node="n"),
+    )
+
+
+def test_all_text_holds_every_word_of_the_text_fields():
+    doc = search_document(_two_organisms().to_json())
+    found = {w for value in doc[ALL_TEXT] for w in analyse(value)}
+    for field in ("title", "description", "organism", "method"):
+        values = doc[field] if isinstance(doc[field], list) else [doc[field]]
+        words = {w for v in values for w in analyse(v)}
+        assert words, field
+        assert words <= found, (field, words - found)
+    assert {"eukaryota", "mammalia", "sapiens", "musculus", "confocal"} <= found
+
+
+def test_all_text_names_each_ontology_word_once():
+    """all_text only says which documents hold a word: the organisms' and methods' shared
+    lineage words are given once each (the per-field text keeps every name for phrases)."""
+    doc = search_document(_two_organisms().to_json())
+    organism_words = [w for v in doc["organism"] for w in analyse(v)]
+    assert Counter(organism_words)["eukaryota"] == 2  # the field: once per organism
+    text_words = [w for value in doc[ALL_TEXT] for w in analyse(value)]
+    assert Counter(text_words)["eukaryota"] == 1
+    assert Counter(text_words)["microscopy"] == 1  # only the method words name it here
