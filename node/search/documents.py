@@ -122,7 +122,8 @@ def search_document(record: Mapping[str, Any]) -> SearchDocument:
     form the catalog stores): reading the stored JSON directly, without building the pydantic
     model again, keeps a full reindex fast (the catalog validated it when it was written).
 
-    Keys are the fields of both backends' schemas; dates are RFC 3339 UTC strings."""
+    Keys are the fields of both backends' schemas; dates are RFC 3339 UTC strings, and an
+    unknown acquisition date has no key."""
     summary = record.get("image_summary") or {}
     organism_text, organisms, organism_words = _expand(record["organisms"], _organism)
     method_text, methods, method_words = _expand(record["imaging_methods"], _method)
@@ -140,7 +141,7 @@ def search_document(record: Mapping[str, Any]) -> SearchDocument:
     keywords = [*record.get("keywords", ()), *(t["label"] for t in record.get("subjects", ()))]
     creators = [p["name"] for p in (*record.get("creators", ()), *record.get("contributors", ()))]
     channels = _unique([*(summary.get("channel_names") or []), *fluors])
-    return {
+    doc = {
         "id": ds_id,
         "title": title,
         "description": description,
@@ -175,8 +176,6 @@ def search_document(record: Mapping[str, Any]) -> SearchDocument:
         "f_origin": [record["provenance"]["origin_node"]],
         "f_license": [license_id] if license_id else [],
         "f_access": [record["data_access"]],
-        "acquired_from": _utc(acquired_from),
-        "acquired_to": _utc(acquired_to),
         "modified": _utc(modified),
         "has_z": bool(summary.get("has_z")),
         "has_t": bool(summary.get("has_t")),
@@ -184,6 +183,13 @@ def search_document(record: Mapping[str, Any]) -> SearchDocument:
         "date_key": date_key(datetime.fromisoformat(modified), ds_id),
         "title_key": title_key(record["title"], ds_id),
     }
+    # Left out rather than null when unknown: tantivy refuses a null date, and a document
+    # without a value is what the range filters skip in both backends.
+    if acquired_from:
+        doc["acquired_from"] = _utc(acquired_from)
+    if acquired_to:
+        doc["acquired_to"] = _utc(acquired_to)
+    return doc
 
 
 def dataset_document(ds: Dataset) -> SearchDocument:

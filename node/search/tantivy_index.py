@@ -117,9 +117,9 @@ def _fingerprint() -> str:
 
 def _json(doc: dict[str, Any]) -> str:
     """The document as tantivy's JSON input (one call into Rust per document: several times
-    faster than building a tantivy.Document field by field from Python). tantivy refuses a null
-    but takes an empty list (it indexes nothing), so only None values are left out."""
-    return orjson.dumps({k: v for k, v in doc.items() if v is not None}).decode()
+    faster than building a tantivy.Document field by field from Python). search_document
+    leaves no null (tantivy refuses one) and its empty lists index nothing."""
+    return orjson.dumps(doc).decode()
 
 
 @contextmanager
