@@ -49,3 +49,18 @@ def test_all_text_names_each_ontology_word_once():
     text_words = [w for value in doc[ALL_TEXT] for w in analyse(value)]
     assert Counter(text_words)["eukaryota"] == 1
     assert Counter(text_words)["microscopy"] == 1  # only the method words name it here
+
+
+def test_an_unknown_acquisition_date_is_left_out():
+    """tantivy refuses a null date: a record without acquisition dates (and without ``created``)
+    has no such keys, and its other dates are RFC 3339 UTC strings."""
+    doc = search_document(_two_organisms().to_json())
+    assert "acquired_from" not in doc
+    assert "acquired_to" not in doc
+    assert doc["modified"].startswith("2024-01-01T00:00:00")
+    assert doc["modified"].endswith("Z")
+    assert None not in doc.values()
+    dated = _two_organisms().model_copy(update={"created": datetime(2023, 5, 2, tzinfo=UTC)})
+    doc = search_document(dated.to_json())
+    assert doc["acquired_from"] == doc["acquired_to"]
+    assert doc["acquired_from"].startswith("2023-05-02T00:00:00")
