@@ -79,9 +79,13 @@ def _expand_terms(
 
 
 def _unique(values: list[str]) -> list[str]:
-    if len(values) < 2:  # most lists here: skip the generator and the dict (a reindex's hot path)
-        return [v for v in values if v]
-    return list(dict.fromkeys(v for v in values if v))
+    """The non-empty values, first occurrences in order (on a reindex's hot path: no
+    Python-level loop)."""
+    if len(values) < 2:
+        return values[:] if values and values[0] else []
+    unique = dict.fromkeys(values)
+    unique.pop("", None)
+    return list(unique)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -52,7 +52,7 @@ from node.search.backend import (
     fuzziness,
     policy_values,
 )
-from node.search.documents import DOCUMENT_VERSION, facet_label, search_document
+from node.search.documents import DOCUMENT_VERSION, facet_label, search_document, title_key
 from node.search.errors import SearchUnavailableError
 
 if TYPE_CHECKING:
@@ -100,11 +100,15 @@ def build_schema() -> tantivy.Schema:
     sb.add_boolean_field("has_t", indexed=True)
     sb.add_integer_field("channel_count", indexed=True, fast=True)  # 0-n: a few terms
     sb.add_integer_field("date_key", indexed=False, fast=True)
-    sb.add_text_field("title_key", fast=True, tokenizer_name="raw", index_option="basic")
+    # The title order as an integer column (title_prefix_key): a string column of a million
+    # unique title keys, with their inverted index, cost a sixth of tantivy's indexing CPU.
+    sb.add_integer_field("title_key", indexed=False, fast=True)
     return sb.build()
 
 
-SCHEMA_VERSION = 2  # of build_schema(); 2: dates and date_key not indexed (fast fields only)
+# of build_schema() and _json(); 2: dates and date_key not indexed (fast fields only);
+# 3: title_key an integer, multi-valued text fields sent as one string
+SCHEMA_VERSION = 3
 
 
 def _fingerprint() -> str:
@@ -115,11 +119,44 @@ def _fingerprint() -> str:
     )
 
 
+# A word longer than the "default" tokenizer's 40-byte limit: the tokenizer gives it a
+# position and its RemoveLongFilter drops it, so joining a field's values with it leaves
+# the one-position gap tantivy puts between the values of a list, and indexes nothing more.
+_VALUE_GAP = " " + "x" * 41 + " "
+_JOINED_FIELDS = tuple(f for f in _TEXT_DOC_FIELDS if f not in ("title", "description"))
+
+
 def _json(doc: dict[str, Any]) -> str:
     """The document as tantivy's JSON input (one call into Rust per document: several times
     faster than building a tantivy.Document field by field from Python). search_document
-    leaves no null (tantivy refuses one) and its empty lists index nothing."""
-    return orjson.dumps(doc).decode()
+    leaves no null (tantivy refuses one) and its empty lists index nothing.
+
+    Each list of text is sent as one string: tantivy parses and indexes every value of a list
+    separately, and at ~50 values per document (the organism and method lineages) that cost
+    about a tenth of tantivy's indexing work (docs/benchmarks.md, table 6). Same terms,
+    positions and field lengths (hence scores and phrase matches) as the list:
+    tests/search/test_tantivy_document.py checks it."""
+    out = dict(doc)  # the caller's document stays as search_document made it
+    out[ALL_TEXT] = " ".join(doc[ALL_TEXT])  # doc ids only: no positions to keep apart
+    for name in _JOINED_FIELDS:
+        values = doc[name]
+        if len(values) > 1:
+            out[name] = _VALUE_GAP.join(values)
+    out["title_key"] = title_prefix_key(doc["title_key"])
+    return orjson.dumps(out).decode()
+
+
+TITLE_PREFIX_CHARS = 8  # ASCII characters: 8 bytes below 0x80 make an integer below 2**63
+
+
+def title_prefix_key(key: str) -> int:
+    """An integer that orders like ``key`` (documents.title_key) on the first
+    TITLE_PREFIX_CHARS characters of its title: a < b implies prefix(a) <= prefix(b). Keys can
+    tie (titles that start alike); the title sort puts tied records in exact order
+    (_page_by_title). The title part of a title key is ASCII (folded); the id after its NUL is
+    left out (ids need not be ASCII, and the exact order breaks ties by id anyway)."""
+    title = key[:TITLE_PREFIX_CHARS].partition("\x00")[0]
+    return int.from_bytes(title.encode("ascii").ljust(TITLE_PREFIX_CHARS, b"\x00"), "big")
 
 
 @contextmanager
@@ -617,22 +654,66 @@ class TantivyBackend:
         limit = min(query.limit, MAX_OFFSET - offset) if offset < MAX_OFFSET else 0
         if limit == 0:
             return [], total if total is not None else _count(searcher, base), None
-        count = total is None
         if query.sort is Sort.title:
-            result = searcher.search(
-                base, limit + 1, count=count, offset=offset, order_by_field="title_key",
-                order=Order.Asc,
-            )  # fmt: skip
+            rows, total, more = self._page_by_title(searcher, base, offset, limit, total)
         else:
+            count = total is None
             result = searcher.search(base, limit + 1, count=count, offset=offset)
-        relevance = query.sort is Sort.relevance
-        rows = [
-            _Row(searcher.doc(addr), score if relevance else None, None)
-            for score, addr in result.hits[:limit]
-        ]
-        more = len(result.hits) > limit and offset + limit < MAX_OFFSET
+            relevance = query.sort is Sort.relevance
+            rows = [
+                _Row(searcher.doc(addr), score if relevance else None, None)
+                for score, addr in result.hits[:limit]
+            ]
+            more = len(result.hits) > limit
+            total = result.count if count else total
+        more = more and offset + limit < MAX_OFFSET
         nxt = _encode_cursor({"v": 1, "s": query.sort.value, "o": offset + limit}) if more else None
-        return rows, result.count if count else total, nxt
+        return rows, total, nxt
+
+    def _page_by_title(
+        self, searcher: tantivy.Searcher, base: Query, offset: int, limit: int, total: int | None
+    ) -> tuple[list[_Row], int, bool]:
+        """Records ``offset`` to ``offset + limit`` in exact title order, whether more follow.
+
+        tantivy sorts on the ``title_key`` column, which orders records by the first
+        characters of their titles only (title_prefix_key): records whose keys tie come in
+        index order. Every position holds a record of the same key in both orders, so the
+        page's records are those whose keys lie between its first and last key; they are put
+        in exact order here. Usually no tie crosses the page's edges and the page holds them
+        all; otherwise every record in that range of keys is read, and the page is cut from
+        their exact order after counting the records before it."""
+        start = max(offset - 1, 0)  # one record before the page: does a tie cross its edge?
+        count = total is None
+        result = searcher.search(
+            base, limit + 1 + offset - start, count=count, offset=start,
+            order_by_field="title_key", order=Order.Asc,
+        )  # fmt: skip
+        if total is None:
+            total = result.count
+        hits = result.hits
+        first = offset - start
+        page = hits[first : first + limit]
+        if not page:
+            return [], total, False
+        lo, hi = page[0][0], page[-1][0]
+        crossed = (first == 1 and hits[0][0] == lo) or (
+            len(hits) > first + limit and hits[first + limit][0] == hi
+        )
+        if not crossed:
+            rows = [_Row(searcher.doc(addr), None, key) for key, addr in page]
+            return _by_title(rows), total, len(hits) > first + limit
+        keys = Query.range_query(self.schema, "title_key", tantivy.FieldType.Integer, lo, hi)
+        in_range = Query.boolean_query([(Occur.Must, base), (Occur.Must, keys)])
+        before = Query.range_query(
+            self.schema, "title_key", tantivy.FieldType.Integer, None, lo, include_upper=False
+        )
+        skipped = _count(searcher, Query.boolean_query([(Occur.Must, base), (Occur.Must, before)]))
+        n = _count(searcher, in_range)
+        rows = _by_title(
+            [_Row(searcher.doc(addr), None, key) for key, addr in searcher.search(in_range, n).hits]
+        )
+        cut = offset - skipped
+        return rows[cut : cut + limit], total, offset + limit < total
 
     def _page_by_date(
         self, searcher: tantivy.Searcher, base: Query, query: SearchQuery, total: int | None
@@ -766,6 +847,11 @@ class TantivyBackend:
 
 def _count(searcher: tantivy.Searcher, query: Query) -> int:
     return searcher.search(query, 1, count=True).count  # tantivy needs a limit > 0
+
+
+def _by_title(rows: list[_Row]) -> list[_Row]:
+    """``rows`` in exact title order (documents.title_key, from the stored title and id)."""
+    return sorted(rows, key=lambda r: title_key(r.doc.get_first("title") or "", r.id))
 
 
 class _Row:

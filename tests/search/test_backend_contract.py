@@ -6,6 +6,7 @@ on both in one test and compares hits, totals and facet counts.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -231,6 +232,43 @@ def test_paging_visits_every_hit_once(backend: SearchBackend, sort: str):
         titles = {d.id: d.title for d in corpus()}
         assert pages[:4] == ["d05", "d03", "d10", "d12"]  # "Élégans" folds to "elegans"
         assert pages == sorted(pages, key=lambda i: (titles[i].casefold().replace("é", "e"), i))
+
+
+TIED_TITLES = [  # same first characters (the tantivy column's key ties), same titles
+    "Mouse brain section 10",
+    "Mouse brain section 2",
+    "Mouse brain section 1",
+    "mouse brain section 1",
+    "Mouse brain",
+    "Mouse brain",
+    "Mouse-brain a",
+    "Mouse!brain z",
+    "Mouse#brain a",
+    "Mouse brain séction 3",
+    "Mouse  brain   section 0",
+    "Mouse brain sectio",
+    "Mouse brain sectioN 11",
+]
+
+
+@pytest.mark.parametrize("limit", ["1", "2", "3", "5"])
+def test_title_order_is_exact_when_titles_share_their_start(backend: SearchBackend, limit: str):
+    """Paging by title gives the exact order (folded title, then id), also where many titles
+    share their first characters and the ties cross the pages' edges."""
+    base = corpus()[0]
+    records = [
+        base.model_copy(update={"id": f"t{i:02d}", "title": t, "description": "quokka"})
+        for i, t in enumerate(reversed(TIED_TITLES))
+    ]
+    backend.index(r.to_json() for r in records)
+    pages = _all_pages(backend, query(q="quokka", sort="title", limit=limit))
+
+    def folded(title: str) -> str:  # accents off, case folded, spaces collapsed
+        ascii_ = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+        return " ".join(ascii_.casefold().split())
+
+    expected = sorted(records, key=lambda r: (folded(r.title), r.id))
+    assert pages == [r.id for r in expected]
 
 
 def test_relevance_puts_title_matches_first(backend: SearchBackend):
