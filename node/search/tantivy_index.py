@@ -65,6 +65,10 @@ DRAIN_HEAP = 32_000_000
 # A bulk writer (a federation harvest indexing as it goes) keeps one writer for many commits.
 BULK_HEAP = 128_000_000
 MAX_OFFSET = 100_000  # deepest offset of relevance/title paging (date sorts page by key)
+# title sort: hits fetched beyond a page on each side, to hold the ties of its first and last
+# title keys; a longer tie is read with a range query, _TIE_FETCH records at a first go
+_TIE_MARGIN = 100
+_TIE_FETCH = 512
 FACET_FETCH = 1000  # values fetched per facet before sorting them our way
 COUNTS_CACHE_SIZE = 256  # queries whose facet counts and total are kept
 SNIPPET_FIELDS = ("title", "description")
@@ -678,16 +682,16 @@ class TantivyBackend:
         tantivy sorts on the ``title_key`` column, which orders records by the first
         characters of their titles only (title_prefix_key): records whose keys tie come in
         index order. Every position holds a record of the same key in both orders, so the
-        page's records are those whose keys lie between its first and last key; they are put
-        in exact order here. Usually no tie crosses the page's edges and the page holds them
-        all; otherwise every record in that range of keys is read, and the page is cut from
-        their exact order after counting the records before it."""
-        start = max(offset - 1, 0)  # one record before the page: does a tie cross its edge?
+        page's records are those of the keys from its first to its last, cut from their exact
+        order. The hits fetched reach _TIE_MARGIN positions beyond the page on both sides,
+        which usually holds every record of those keys; a longer tie is read with a range
+        query on the column (after counting the records before it)."""
+        start = max(offset - _TIE_MARGIN, 0)
+        wanted = offset - start + limit + _TIE_MARGIN
         count = total is None
         result = searcher.search(
-            base, limit + 1 + offset - start, count=count, offset=start,
-            order_by_field="title_key", order=Order.Asc,
-        )  # fmt: skip
+            base, wanted, count=count, offset=start, order_by_field="title_key", order=Order.Asc
+        )
         if total is None:
             total = result.count
         hits = result.hits
@@ -695,25 +699,36 @@ class TantivyBackend:
         page = hits[first : first + limit]
         if not page:
             return [], total, False
+        more = offset + limit < total
         lo, hi = page[0][0], page[-1][0]
-        crossed = (first == 1 and hits[0][0] == lo) or (
-            len(hits) > first + limit and hits[first + limit][0] == hi
-        )
-        if not crossed:
-            rows = [_Row(searcher.doc(addr), None, key) for key, addr in page]
-            return _by_title(rows), total, len(hits) > first + limit
+        begin = first  # the window's first record of key lo
+        while begin > 0 and hits[begin - 1][0] == lo:
+            begin -= 1
+        end = first + len(page)  # past the window's last record of key hi
+        while end < len(hits) and hits[end][0] == hi:
+            end += 1
+        whole = (begin > 0 or start == 0) and (end < len(hits) or len(hits) < wanted)
+        if whole:  # the usual case: the window holds every record of keys lo to hi
+            rows = _by_title([_Row(searcher.doc(addr), None, key) for key, addr in hits[begin:end]])
+            cut = offset - (start + begin)
+            return rows[cut : cut + limit], total, more
         keys = Query.range_query(self.schema, "title_key", tantivy.FieldType.Integer, lo, hi)
         in_range = Query.boolean_query([(Occur.Must, base), (Occur.Must, keys)])
-        before = Query.range_query(
-            self.schema, "title_key", tantivy.FieldType.Integer, None, lo, include_upper=False
-        )
-        skipped = _count(searcher, Query.boolean_query([(Occur.Must, base), (Occur.Must, before)]))
-        n = _count(searcher, in_range)
-        rows = _by_title(
-            [_Row(searcher.doc(addr), None, key) for key, addr in searcher.search(in_range, n).hits]
-        )
+        if begin == 0 and start > 0:  # a tie longer than the margin crosses the page's start
+            before = Query.range_query(
+                self.schema, "title_key", tantivy.FieldType.Integer, None, lo, include_upper=False
+            )
+            skipped = _count(
+                searcher, Query.boolean_query([(Occur.Must, base), (Occur.Must, before)])
+            )
+        else:
+            skipped = start + begin
+        found = searcher.search(in_range, _TIE_FETCH, count=True, order_by_field="title_key")
+        if found.count > len(found.hits):
+            found = searcher.search(in_range, found.count, order_by_field="title_key")
+        rows = _by_title([_Row(searcher.doc(addr), None, key) for key, addr in found.hits])
         cut = offset - skipped
-        return rows[cut : cut + limit], total, offset + limit < total
+        return rows[cut : cut + limit], total, more
 
     def _page_by_date(
         self, searcher: tantivy.Searcher, base: Query, query: SearchQuery, total: int | None

@@ -251,10 +251,8 @@ TIED_TITLES = [  # same first characters (the tantivy column's key ties), same t
 ]
 
 
-@pytest.mark.parametrize("limit", ["1", "2", "3", "5"])
-def test_title_order_is_exact_when_titles_share_their_start(backend: SearchBackend, limit: str):
-    """Paging by title gives the exact order (folded title, then id), also where many titles
-    share their first characters and the ties cross the pages' edges."""
+def _tied_title_pages(backend: SearchBackend, limit: str) -> tuple[list[str], list[str]]:
+    """(ids paged by title, ids in the exact expected order) of records whose titles tie."""
     base = corpus()[0]
     records = [
         base.model_copy(update={"id": f"t{i:02d}", "title": t, "description": "quokka"})
@@ -267,8 +265,34 @@ def test_title_order_is_exact_when_titles_share_their_start(backend: SearchBacke
         ascii_ = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
         return " ".join(ascii_.casefold().split())
 
-    expected = sorted(records, key=lambda r: (folded(r.title), r.id))
-    assert pages == [r.id for r in expected]
+    return pages, [r.id for r in sorted(records, key=lambda r: (folded(r.title), r.id))]
+
+
+@pytest.mark.parametrize("limit", ["1", "2", "3", "5"])
+def test_title_order_is_exact_when_titles_share_their_start(backend: SearchBackend, limit: str):
+    """Paging by title gives the exact order (folded title, then id), also where many titles
+    share their first characters and the ties cross the pages' edges."""
+    pages, expected = _tied_title_pages(backend, limit)
+    assert pages == expected
+
+
+@pytest.mark.parametrize("limit", ["1", "2", "3", "5"])
+def test_tantivy_reads_ties_longer_than_its_margin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
+):
+    """tantivy's title column ties on the first 8 characters; a tie longer than the hits fetched
+    around a page is read with a range query (and counted from its start): shrinking the
+    margin to one record makes every tie here take that path."""
+    from node.search import tantivy_index
+
+    monkeypatch.setattr(tantivy_index, "_TIE_MARGIN", 1)
+    monkeypatch.setattr(tantivy_index, "_TIE_FETCH", 2)  # and fetch a long tie twice
+    backend = make_backend("tantivy", tmp_path)
+    try:
+        pages, expected = _tied_title_pages(backend, limit)
+    finally:
+        backend.close()
+    assert pages == expected
 
 
 def test_relevance_puts_title_matches_first(backend: SearchBackend):
