@@ -707,26 +707,27 @@ class TantivyBackend:
         end = first + len(page)  # past the window's last record of key hi
         while end < len(hits) and hits[end][0] == hi:
             end += 1
-        whole = (begin > 0 or start == 0) and (end < len(hits) or len(hits) < wanted)
-        if whole:  # the usual case: the window holds every record of keys lo to hi
-            rows = _by_title([_Row(searcher.doc(addr), None, key) for key, addr in hits[begin:end]])
-            cut = offset - (start + begin)
-            return rows[cut : cut + limit], total, more
-        keys = Query.range_query(self.schema, "title_key", tantivy.FieldType.Integer, lo, hi)
-        in_range = Query.boolean_query([(Occur.Must, base), (Occur.Must, keys)])
-        if begin == 0 and start > 0:  # a tie longer than the margin crosses the page's start
+        starts_in_window = begin > 0 or start == 0  # a smaller key (or nothing) before lo
+        ends_in_window = end < len(hits) or len(hits) < wanted
+        if starts_in_window and ends_in_window:  # the usual case
+            members = hits[begin:end]
+        else:  # a tie longer than the margin: every record of keys lo to hi
+            keys = Query.range_query(self.schema, "title_key", tantivy.FieldType.Integer, lo, hi)
+            in_range = Query.boolean_query([(Occur.Must, base), (Occur.Must, keys)])
+            found = searcher.search(in_range, _TIE_FETCH, count=True, order_by_field="title_key")
+            if found.count > len(found.hits):
+                found = searcher.search(in_range, found.count, order_by_field="title_key")
+            members = found.hits
+        if starts_in_window:
+            skipped = start + begin
+        else:  # the records before key lo, counted
             before = Query.range_query(
                 self.schema, "title_key", tantivy.FieldType.Integer, None, lo, include_upper=False
             )
             skipped = _count(
                 searcher, Query.boolean_query([(Occur.Must, base), (Occur.Must, before)])
             )
-        else:
-            skipped = start + begin
-        found = searcher.search(in_range, _TIE_FETCH, count=True, order_by_field="title_key")
-        if found.count > len(found.hits):
-            found = searcher.search(in_range, found.count, order_by_field="title_key")
-        rows = _by_title([_Row(searcher.doc(addr), None, key) for key, addr in found.hits])
+        rows = _by_title([_Row(searcher.doc(addr), None, key) for key, addr in members])
         cut = offset - skipped
         return rows[cut : cut + limit], total, more
 
