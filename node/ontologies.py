@@ -34,20 +34,23 @@ ENV_DIR = "FAIRNODE_ONTOLOGIES_DIR"
 
 __all__ = [
     "AmbiguousTermError",
-    "Expansion",
     "License",
     "UnknownTermError",
     "fbbi_ancestors",
+    "fbbi_below",
     "fbbi_descendants",
     "format_term",
-    "imaging_method_expansion",
+    "imaging_method_lineage_names",
+    "imaging_method_names",
     "method_for_acquisition_mode",
     "method_for_contrast_method",
     "ontologies_dir",
-    "organism_expansion",
+    "organism_lineage_names",
+    "organism_names",
     "resolve_imaging_method",
     "resolve_license",
     "resolve_organism",
+    "taxa_below",
     "taxon_ancestors",
     "taxon_descendants",
     "term_label",
@@ -327,38 +330,66 @@ def taxon_descendants(iri: str) -> set[str]:
     return vocab.closure(iri, vocab.children)
 
 
-# The lineage search indexes for an organism: the Linnaean ranks people search by ("mammals",
+def _below(vocab: _Vocabulary, iris: Iterable[str]) -> set[str]:
+    """IRIs of every term below one of ``iris`` (those themselves only when below another),
+    in one walk; IRIs the vocabulary does not hold are skipped."""
+    starts = [entry.id for entry in map(vocab.find, iris) if entry is not None]
+    below: set[str] = set()
+    stack = list(starts)
+    children = vocab.children
+    while stack:
+        for nxt in children.get(stack.pop(), ()):
+            if nxt not in below:
+                below.add(nxt)
+                stack.append(nxt)
+    return {vocab.entries[i].iri for i in below}
+
+
+def taxa_below(iris: Iterable[str]) -> set[str]:
+    """IRIs of every taxslim taxon below one of the NCBITaxon ``iris``."""
+    return _below(_taxa(ontologies_dir()), iris)
+
+
+def fbbi_below(iris: Iterable[str]) -> set[str]:
+    """IRIs of every FBbi sub-class (transitive) of one of the FBbi ``iris``."""
+    return _below(_fbbi(ontologies_dir()), iris)
+
+
+# The lineage search matches for an organism: the Linnaean ranks people search by ("mammals",
 # "rodents", "Drosophila"), not the dozens of clades in between (Euteleostomi, Glires, ...).
 _SEARCH_RANKS = {"genus", "family", "order", "class", "phylum", "kingdom", "superkingdom"}
 
 
-@dataclass(frozen=True)
-class Expansion:
-    """What search indexes for one term: its names and its ancestors' labels."""
-
-    names: list[str]
-    ancestor_labels: list[str]
+def organism_names(iri: str) -> list[str]:
+    """Every name of an NCBITaxon term (scientific, preferred and common names, synonyms; the
+    label first); empty when taxslim does not hold ``iri``."""
+    return _taxa(ontologies_dir()).lineage(iri)[0]
 
 
-def organism_expansion(iri: str) -> Expansion:
-    """Expansion of an NCBITaxon term: scientific, preferred and common names, synonyms, and
-    the scientific and common names of its ancestors at the major ranks (genus to kingdom)."""
+def imaging_method_names(iri: str) -> list[str]:
+    """Every name of an FBbi imaging method (label first, then synonyms); empty when FBbi does
+    not hold ``iri``."""
+    return _fbbi(ontologies_dir()).lineage(iri)[0]
+
+
+def organism_lineage_names() -> dict[str, list[str]]:
+    """IRI → the names an NCBITaxon term lends to its sub-taxa in search (a 'rodents' query finds
+    mouse records): the scientific and common names of the terms at the major ranks (genus to
+    superkingdom); other terms lend nothing."""
     vocab = _taxa(ontologies_dir())
-    names, ancestors = vocab.lineage(iri)
-    labels: list[str] = []
-    for a in ancestors:
-        if vocab.ranks.get(a) in _SEARCH_RANKS:
-            labels.append(_UNIQUE_SUFFIX_RE.sub("", vocab.entries[a].label))
-            labels.extend(vocab.common.get(a, ()))
-    return Expansion(names, list(dict.fromkeys(labels)))
+    out: dict[str, list[str]] = {}
+    for term_id, entry in vocab.entries.items():
+        if vocab.ranks.get(term_id) in _SEARCH_RANKS:
+            names = [_UNIQUE_SUFFIX_RE.sub("", entry.label), *vocab.common.get(term_id, ())]
+            out[entry.iri] = list(dict.fromkeys(names))
+    return out
 
 
-def imaging_method_expansion(iri: str) -> Expansion:
-    """Expansion of an FBbi imaging method: label, synonyms, and the labels of its super-classes
-    (so that 'confocal' finds spinning-disk confocal records)."""
+def imaging_method_lineage_names() -> dict[str, list[str]]:
+    """IRI → the names an FBbi class lends to its sub-classes in search ('confocal' finds
+    spinning-disk confocal records): its label."""
     vocab = _fbbi(ontologies_dir())
-    names, ancestors = vocab.lineage(iri)
-    return Expansion(names, [vocab.entries[a].label for a in ancestors])
+    return {entry.iri: [entry.label] for entry in vocab.entries.values()}
 
 
 def term_label(iri: str) -> str | None:

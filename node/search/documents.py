@@ -1,10 +1,11 @@
 """The one mapping from a canonical record to a search document, and facet labels.
 
-Ontology awareness of the text lives here, at index time, so that every backend gets it for
-free: the organism and method text fields carry the terms' names, synonyms and super-class
-labels ('mouse' finds Mus musculus, 'confocal' finds spinning-disk confocal). The ``f_`` keyword
-fields carry only the terms' own IRIs: a filter on a class is expanded to its sub-classes at
-query time (node/search/query.py), which keeps documents small. Changing this module changes
+The organism and method text fields carry the record's own terms' names and synonyms ('mouse'
+finds Mus musculus); the ``f_`` keyword fields carry the terms' IRIs. Their lineage is matched
+at query time (node/search/lineage.py): a word that names a super-class ('rodents',
+'fluorescence microscopy') finds the records of its sub-classes through their IRIs, and a
+filter on a class is expanded to its sub-classes (node/search/query.py). Documents stay small:
+indexing every record's lineage text cost a fifth of a reindex. Changing this module changes
 what is indexed: bump ``DOCUMENT_VERSION`` so that health() asks for a reindex.
 """
 
@@ -18,9 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node.ontologies import (
-    Expansion,
-    imaging_method_expansion,
-    organism_expansion,
+    imaging_method_names,
+    organism_names,
     resolve_license,
     term_label,
 )
@@ -28,26 +28,20 @@ from node.records import Dataset
 from node.search.backend import ALL_TEXT, analyse, policy_key
 
 # 3: all_text, policy (one field instead of lifecycle + visibility); 4: all_text holds the
-# organism and method words once each
-DOCUMENT_VERSION = 4
+# organism and method words once each; 5: no lineage text (matched at query time)
+DOCUMENT_VERSION = 5
 
 SearchDocument = dict[str, Any]
 
 
 @functools.lru_cache(maxsize=8192)
 def _organism(iri: str, label: str) -> tuple[str, ...]:
-    return _expanded(organism_expansion(iri), label)
+    return tuple(n for n in organism_names(iri) if n != label)
 
 
 @functools.lru_cache(maxsize=8192)
 def _method(iri: str, label: str) -> tuple[str, ...]:
-    return _expanded(imaging_method_expansion(iri), label)
-
-
-def _expanded(exp: Expansion, label: str) -> tuple[str, ...]:
-    """Extra text of one term (its other names and its ancestors' labels), cached: a reindex
-    meets the same few hundred terms millions of times."""
-    return tuple(n for n in exp.names if n != label) + tuple(exp.ancestor_labels)
+    return tuple(n for n in imaging_method_names(iri) if n != label)
 
 
 def _expand(terms: list[dict[str, Any]], expand: Any) -> tuple[list[str], list[str], str]:
@@ -72,8 +66,7 @@ def _expand_terms(
         if iri:
             text.extend(expand(iri, label))
     # all_text only records which documents hold a word, so a word said twice is indexed for
-    # nothing: lineages repeat (two organisms share Eukaryota, ...), and these distinct words
-    # are a third fewer than the text's (measured on the benchmark's records).
+    # nothing (names repeat: a label and its synonyms share words).
     words = " ".join(dict.fromkeys(w for t in text for w in analyse(t)))
     return tuple(text), tuple(_unique(own) if len(own) > 1 else own), words
 

@@ -58,6 +58,7 @@ from node.search.backend import (
 )
 from node.search.documents import DOCUMENT_VERSION, facet_label, search_document
 from node.search.errors import SearchIndexError, SearchUnavailableError
+from node.search.lineage import LINEAGE_FIELDS, lineage_matches
 
 if TYPE_CHECKING:
     from node.config import Config
@@ -290,20 +291,43 @@ def _fuzzy(field: str, word: str, distance: int, boost: float) -> dict[str, Any]
     }
 
 
+def _lineage(clause: Clause, boost: float) -> list[dict[str, Any]]:
+    """The records the clause matches through their terms' lineage (node/search/lineage.py),
+    each field's set scoring a constant ``boost`` times the field's boost, as in tantivy."""
+    return [
+        {
+            "constant_score": {
+                "filter": {"terms": {LINEAGE_FIELDS[name]: sorted(iris)}},
+                "boost": boost * TEXT_FIELDS[name][1],
+            }
+        }
+        for name, iris in lineage_matches(clause).items()
+    ]
+
+
+def _any(queries: list[dict[str, Any]]) -> dict[str, Any]:
+    return queries[0] if len(queries) == 1 else {"bool": {"should": queries}}
+
+
 def _all_text_clause(clause: Clause) -> dict[str, Any]:
     """An unrestricted word or prefix, as the tantivy backend runs it (node/search/backend.py):
-    found on ALL_TEXT with a constant score of 1, a word also scored by its exact occurrences
-    in each field with their boosts."""
+    found on ALL_TEXT or through the lineage with a constant score of 1, a word also scored by
+    its exact occurrences in each field and its lineage matches, with the fields' boosts."""
     word = clause.words[0]
     if clause.kind is ClauseKind.prefix:
         found: dict[str, Any] = {"prefix": {ALL_TEXT: {"value": word}}}
+        found = _any([found, *_lineage(clause, 1.0)])
         return {"constant_score": {"filter": found, "boost": 1.0}}
     distance = fuzziness(word)
     found = _fuzzy(ALL_TEXT, word, distance, 1.0) if distance else {"term": {ALL_TEXT: word}}
+    lineage = _lineage(clause, 2.0)
     return {
         "bool": {
-            "must": [{"constant_score": {"filter": found, "boost": 1.0}}],
-            "should": [_exact(field, word, boost) for field, boost in TEXT_FIELDS.values()],
+            "must": [{"constant_score": {"filter": _any([found, *lineage]), "boost": 1.0}}],
+            "should": [
+                *(_exact(field, word, boost) for field, boost in TEXT_FIELDS.values()),
+                *lineage,
+            ],
         }
     }
 
@@ -329,6 +353,8 @@ def _clause_query(clause: Clause) -> dict[str, Any]:
             )
         else:
             should.append({"prefix": {field: {"value": clause.words[0], "boost": boost}}})
+    # a lineage match scores like the clause's exact match in the field (a prefix: like any)
+    should.extend(_lineage(clause, 1.0 if clause.kind is ClauseKind.prefix else 2.0))
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 

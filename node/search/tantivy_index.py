@@ -54,6 +54,7 @@ from node.search.backend import (
 )
 from node.search.documents import DOCUMENT_VERSION, facet_label, search_document, title_key
 from node.search.errors import SearchUnavailableError
+from node.search.lineage import LINEAGE_FIELDS, lineage_matches
 
 if TYPE_CHECKING:
     from node.config import Config
@@ -506,6 +507,17 @@ class TantivyBackend:
             [(Occur.Should, exact), (Occur.Should, Query.boost_query(fuzzy, boost))]
         )
 
+    def _lineage(self, clause: Clause, boost: float) -> list[Query]:
+        """The records the clause matches through their terms' lineage (node/search/lineage.py),
+        each field's set scoring a constant ``boost`` times the field's boost."""
+        return [
+            Query.const_score_query(
+                Query.term_set_query(self.schema, LINEAGE_FIELDS[name], sorted(iris)),
+                boost * TEXT_FIELDS[name][1],
+            )
+            for name, iris in lineage_matches(clause).items()
+        ]
+
     def _clause(self, clause: Clause) -> Query:
         if clause.field is None and clause.kind is not ClauseKind.phrase:
             return self._all_text_clause(clause)
@@ -522,14 +534,20 @@ class TantivyBackend:
                     self.schema, field, clause.words[0], distance=0, prefix=True
                 )
                 parts.append(Query.boost_query(q, boost))
+        # a lineage match scores like the clause's exact match in the field (a prefix: like any)
+        parts.extend(self._lineage(clause, 1.0 if clause.kind is ClauseKind.prefix else 2.0))
         return Query.boolean_query([(Occur.Should, p) for p in parts])
 
     def _all_text_clause(self, clause: Clause) -> Query:
-        """An unrestricted word or prefix: matched on ALL_TEXT (one automaton, one doc set),
-        scored 1 plus, for a word, its exact occurrences in each field with their boosts."""
+        """An unrestricted word or prefix: matched on ALL_TEXT (one automaton, one doc set) or
+        through the lineage; a prefix scores 1, a word 1 plus its exact occurrences in each field
+        and its lineage matches, with the fields' boosts."""
         word = clause.words[0]
         if clause.kind is ClauseKind.prefix:
             found = Query.fuzzy_term_query(self.schema, ALL_TEXT, word, distance=0, prefix=True)
+            lineage = self._lineage(clause, 1.0)
+            if lineage:
+                found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
             return Query.const_score_query(found, 1.0)
         distance = fuzziness(word)
         found = (
@@ -539,10 +557,14 @@ class TantivyBackend:
             if distance
             else Query.term_query(self.schema, ALL_TEXT, word)
         )
+        lineage = self._lineage(clause, 2.0)
+        if lineage:
+            found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
         subs = [(Occur.Must, Query.const_score_query(found, 1.0))]
         subs.extend(
             (Occur.Should, self._exact(field, word, boost)) for field, boost in TEXT_FIELDS.values()
         )
+        subs.extend((Occur.Should, q) for q in lineage)
         return Query.boolean_query(subs)
 
     def _filter(self, field: str, values: Iterable[str]) -> Query:

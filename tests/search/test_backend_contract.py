@@ -89,6 +89,41 @@ def test_text_queries(backend: SearchBackend, q: str, expected: set[str]):
     assert ids(backend, query(q=q)) == expected
 
 
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        # Lineage words are in no document (node/search/lineage.py matches them at query
+        # time): every kind of clause must still find the records of the sub-classes.
+        ("mamalia", {"d01", "d04", "d06", "d11"}),  # a typo of Mammalia
+        ("mammal*", {"d01", "d04", "d06", "d11"}),  # a prefix of Mammalia and 'mammals'
+        ('"great apes"', {"d04", "d11"}),  # a phrase in the common name of Hominidae
+        ('"hominidae great"', set()),  # ... that never spans two names
+        ('"light microscopy"', {"d01", "d02", "d03", "d04", "d05", "d09", "d10", "d11"}),
+        ("organism:rodents", {"d01", "d06"}),  # the clause's own field
+        ("organism:mammal*", {"d01", "d04", "d06", "d11"}),
+        ("method:fluorescence", {"d01", "d02", "d03", "d04", "d09", "d10", "d11"}),
+        ("method:rodents", set()),  # ... and no other
+        ("title:rodents", set()),
+        ("confocal -rodents", {"d02", "d09", "d10", "d11"}),  # excluded through the lineage
+        ("rodents microscopy", {"d01", "d06"}),  # AND across the lineages and the text
+        ("chordata -mammalia", {"d02", "d09"}),  # phylum, not class
+    ],
+)
+def test_lineage_queries(backend: SearchBackend, q: str, expected: set[str]):
+    assert ids(backend, query(q=q)) == expected
+
+
+def test_a_lineage_match_scores_a_constant(backend: SearchBackend):
+    """Records found through their lineage only score the same, whatever their terms: the
+    match is a set of IRIs, scored as a constant (1 plus twice the field's boost)."""
+    scores = {h.id: h.score for h in backend.search(query(q="chordata")).hits}
+    assert set(scores) == {"d01", "d02", "d04", "d06", "d09", "d11"}
+    assert len({round(v, 4) for v in scores.values()}) == 1
+    scores = {h.id: h.score for h in backend.search(query(q="rodents")).hits}
+    assert set(scores) == {"d01", "d06"}
+    assert round(scores["d01"], 4) == round(scores["d06"], 4) == 5.0  # 1 + 2 x organism's 2.0
+
+
 def test_every_hit_is_public_and_published(backend: SearchBackend):
     result = backend.search(query(limit="50"))
     assert {h.id for h in result.hits} == PUBLIC

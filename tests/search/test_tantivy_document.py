@@ -64,7 +64,7 @@ def _as_lists(doc: dict) -> str:
 
 def test_joined_lists_index_the_same_terms_positions_and_lengths(tmp_path: Path):
     docs = [search_document(r.to_json()) for r in _records()]
-    assert len(docs[0]["organism"]) > 10  # lists to join
+    assert len(docs[0]["organism"]) > 5  # lists to join
     assert len(docs[0]["keywords"]) == 2
     lists, _ = _index(tmp_path / "lists", [_as_lists(d) for d in docs])
     joined, schema = _index(tmp_path / "joined", [_json(d) for d in docs])
@@ -75,7 +75,7 @@ def test_joined_lists_index_the_same_terms_positions_and_lengths(tmp_path: Path)
         "across values": Query.phrase_query(schema, "keywords", ["biology", "cancer"]),
         "phrase in keywords": Query.phrase_query(schema, "keywords", ["cell", "biology"]),
         # scores: term frequencies and field lengths must be the same
-        "term": Query.term_query(schema, "organism", "eukaryota"),
+        "term": Query.term_query(schema, "organism", "mouse"),  # in several names
         "term 2": Query.term_query(schema, "keywords", "cancer"),
         "method": Query.term_query(schema, "method", "microscopy"),
         "all_text": Query.term_query(schema, "all_text", "sapiens"),
@@ -97,7 +97,7 @@ def test_joined_lists_index_the_same_terms_positions_and_lengths(tmp_path: Path)
     hits = searcher.search(queries["phrase in keywords"], 10).hits
     assert [searcher.doc(a)["id"][0] for _, a in hits] == ["d1"]
     assert searcher.search(queries["gap word"], 10).count == 0
-    assert searcher.search(queries["term"], 10).count == 4  # every organism is a eukaryote
+    assert searcher.search(queries["term"], 10).count == 2  # the mouse records
 
 
 ALPHABET = "aAzZ09 -_.,:!({~\x00\x7féßİ" + "abcdefghijklmnopqrstuvwxyz" * 2 + "  "

@@ -1,0 +1,78 @@
+"""Lineage matching at query time (node/search/lineage.py) and the names it matches
+(node/ontologies.py)."""
+
+from __future__ import annotations
+
+from node.ontologies import (
+    fbbi_below,
+    fbbi_descendants,
+    imaging_method_lineage_names,
+    organism_lineage_names,
+    taxa_below,
+    taxon_descendants,
+)
+from node.search.backend import Clause, ClauseKind
+from node.search.lineage import lineage_matches
+
+OBO = "http://purl.obolibrary.org/obo/"
+MOUSE = OBO + "NCBITaxon_10090"
+HUMAN = OBO + "NCBITaxon_9606"
+ZEBRAFISH = OBO + "NCBITaxon_7955"
+RODENTIA = OBO + "NCBITaxon_9989"
+MAMMALIA = OBO + "NCBITaxon_40674"
+VERTEBRATA = OBO + "NCBITaxon_7742"
+CONFOCAL = OBO + "FBbi_00000251"
+SPINNING_DISK = OBO + "FBbi_00000253"
+
+
+def test_major_ranks_lend_their_scientific_and_common_names():
+    lent = organism_lineage_names()
+    assert lent[RODENTIA][0] == "Rodentia"
+    assert {"rodent", "rodents"} <= set(lent[RODENTIA])
+    assert "mammals" in lent[MAMMALIA]
+    assert VERTEBRATA not in lent  # a clade between the ranks people search by
+    assert MOUSE not in lent  # a species: its names are in its records' own text
+    assert imaging_method_lineage_names()[CONFOCAL] == ["confocal microscopy"]
+
+
+def test_below_walks_several_terms_at_once():
+    assert taxa_below([RODENTIA, MAMMALIA]) == taxon_descendants(MAMMALIA)
+    assert RODENTIA in taxa_below([MAMMALIA])  # a start below another start is kept
+    assert MAMMALIA not in taxa_below([MAMMALIA])
+    assert taxa_below([CONFOCAL, "https://example.org/unknown"]) == set()  # not taxa
+    assert fbbi_below([CONFOCAL]) == fbbi_descendants(CONFOCAL)
+
+
+def test_a_word_matches_the_sub_classes_of_the_terms_it_names():
+    found = lineage_matches(Clause(ClauseKind.word, ("rodents",)))
+    assert set(found) == {"organism"}
+    assert MOUSE in found["organism"]
+    assert RODENTIA not in found["organism"]  # its own records hold the name
+    assert HUMAN not in found["organism"]
+    method = lineage_matches(Clause(ClauseKind.word, ("confocal",)))["method"]
+    assert SPINNING_DISK in method
+    assert CONFOCAL not in method
+
+
+def test_the_clause_field_chooses_the_vocabulary():
+    assert set(lineage_matches(Clause(ClauseKind.word, ("rodents",), "organism"))) == {"organism"}
+    assert lineage_matches(Clause(ClauseKind.word, ("rodents",), "method")) == {}
+    assert lineage_matches(Clause(ClauseKind.word, ("rodents",), "title")) == {}
+    assert lineage_matches(Clause(ClauseKind.word, ("zargel",))) == {}
+
+
+def test_typos_prefixes_and_phrases_follow_the_index_rules():
+    mammals = taxon_descendants(MAMMALIA)
+    assert mammals <= lineage_matches(Clause(ClauseKind.word, ("mammalia",)))["organism"]
+    assert mammals <= lineage_matches(Clause(ClauseKind.word, ("mamalia",)))["organism"]
+    assert ZEBRAFISH not in lineage_matches(Clause(ClauseKind.word, ("mamalia",)))["organism"]
+    assert lineage_matches(Clause(ClauseKind.word, ("mamlia",))) == {}  # 7 letters: 1 edit
+    rodents = lineage_matches(Clause(ClauseKind.word, ("rodents",)))["organism"]
+    assert lineage_matches(Clause(ClauseKind.word, ("rodent",)))["organism"] == rodents
+    assert lineage_matches(Clause(ClauseKind.word, ("rdoents",)))["organism"] == rodents
+    assert lineage_matches(Clause(ClauseKind.word, ("rode",))) == {}  # 4 letters: exact only
+    assert rodents <= lineage_matches(Clause(ClauseKind.prefix, ("rode",)))["organism"]
+    apes = lineage_matches(Clause(ClauseKind.phrase, ("great", "apes")))["organism"]
+    assert HUMAN in apes
+    assert MOUSE not in apes
+    assert lineage_matches(Clause(ClauseKind.phrase, ("apes", "great"))) == {}
