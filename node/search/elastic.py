@@ -291,14 +291,15 @@ def _fuzzy(field: str, word: str, distance: int, boost: float) -> dict[str, Any]
     }
 
 
-def _lineage(clause: Clause, boost: float) -> list[dict[str, Any]]:
+def _lineage(clause: Clause, boost: float, base: float = 0.0) -> list[dict[str, Any]]:
     """The records the clause matches through their terms' lineage (node/search/lineage.py),
-    each field's set scoring a constant ``boost`` times the field's boost, as in tantivy."""
+    each field's set scoring a constant, ``base`` plus ``boost`` times the field's boost, as in
+    tantivy."""
     return [
         {
             "constant_score": {
                 "filter": {"terms": {LINEAGE_FIELDS[name]: sorted(iris)}},
-                "boost": boost * TEXT_FIELDS[name][1],
+                "boost": base + boost * TEXT_FIELDS[name][1],
             }
         }
         for name, iris in lineage_matches(clause).items()
@@ -311,23 +312,22 @@ def _any(queries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _all_text_clause(clause: Clause) -> dict[str, Any]:
     """An unrestricted word or prefix, as the tantivy backend runs it (node/search/backend.py):
-    found on ALL_TEXT or through the lineage with a constant score of 1, a word also scored by
-    its exact occurrences in each field and its lineage matches, with the fields' boosts."""
+    found on ALL_TEXT or through the lineage. A prefix scores 1; a word 1 when found in
+    ALL_TEXT, 1 plus twice the field's boost for a lineage match, plus its exact occurrences in
+    each field with their boosts."""
     word = clause.words[0]
     if clause.kind is ClauseKind.prefix:
         found: dict[str, Any] = {"prefix": {ALL_TEXT: {"value": word}}}
         found = _any([found, *_lineage(clause, 1.0)])
         return {"constant_score": {"filter": found, "boost": 1.0}}
     distance = fuzziness(word)
-    found = _fuzzy(ALL_TEXT, word, distance, 1.0) if distance else {"term": {ALL_TEXT: word}}
-    lineage = _lineage(clause, 2.0)
+    text = _fuzzy(ALL_TEXT, word, distance, 1.0) if distance else {"term": {ALL_TEXT: word}}
+    found = {"constant_score": {"filter": text, "boost": 1.0}}
+    lineage = _lineage(clause, 2.0, base=1.0)
     return {
         "bool": {
-            "must": [{"constant_score": {"filter": _any([found, *lineage]), "boost": 1.0}}],
-            "should": [
-                *(_exact(field, word, boost) for field, boost in TEXT_FIELDS.values()),
-                *lineage,
-            ],
+            "must": [_any([found, *lineage])],
+            "should": [_exact(field, word, boost) for field, boost in TEXT_FIELDS.values()],
         }
     }
 

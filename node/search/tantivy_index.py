@@ -71,6 +71,7 @@ MAX_OFFSET = 100_000  # deepest offset of relevance/title paging (date sorts pag
 _TIE_MARGIN = 100
 _TIE_FETCH = 512
 FACET_FETCH = 1000  # values fetched per facet before sorting them our way
+_LINEAGE_UNION_MAX = 4  # lineage values matched as a union of term queries; more: a term set
 COUNTS_CACHE_SIZE = 256  # queries whose facet counts and total are kept
 SNIPPET_FIELDS = ("title", "description")
 SNIPPET_CHARS = 200
@@ -351,6 +352,8 @@ class TantivyBackend:
         self._counts_cache: OrderedDict[tuple, tuple[dict[str, list[FacetValue]], int]] = (
             OrderedDict()
         )
+        # values of f_organism / f_method per (index generation, field): see _lineage
+        self._present_cache: dict[tuple, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ storage
 
@@ -507,16 +510,51 @@ class TantivyBackend:
             [(Occur.Should, exact), (Occur.Should, Query.boost_query(fuzzy, boost))]
         )
 
-    def _lineage(self, clause: Clause, boost: float) -> list[Query]:
+    def _lineage(self, clause: Clause, boost: float, base: float = 0.0) -> list[Query]:
         """The records the clause matches through their terms' lineage (node/search/lineage.py),
-        each field's set scoring a constant ``boost`` times the field's boost."""
-        return [
-            Query.const_score_query(
-                Query.term_set_query(self.schema, LINEAGE_FIELDS[name], sorted(iris)),
-                boost * TEXT_FIELDS[name][1],
-            )
-            for name, iris in lineage_matches(clause).items()
-        ]
+        each field's set scoring a constant: ``base`` plus ``boost`` times the field's boost.
+
+        The sets hold every sub-class the vocabulary knows ('low' names ~1,100 taxa); they are
+        cut down to the values the index holds (its term dictionary: a few dozen on most
+        nodes), and a short set is a union of term queries: a term set query first collects
+        every matching document into a bit set, where a union skips along the postings inside
+        a conjunction ('low zargel': 7 ms against 3.6 ms at 1M records)."""
+        out: list[Query] = []
+        for name, iris in lineage_matches(clause).items():
+            field = LINEAGE_FIELDS[name]
+            values = sorted(iris & self._present(field))
+            if not values:
+                continue
+            if len(values) <= _LINEAGE_UNION_MAX:
+                terms = [
+                    Query.term_query(self.schema, field, v, index_option="basic") for v in values
+                ]
+                found = (
+                    terms[0]
+                    if len(terms) == 1
+                    else Query.boolean_query([(Occur.Should, t) for t in terms])
+                )
+            else:
+                found = Query.term_set_query(self.schema, field, values)
+            out.append(Query.const_score_query(found, base + boost * TEXT_FIELDS[name][1]))
+        return out
+
+    def _present(self, field: str) -> frozenset[str]:
+        """The values of the keyword ``field`` in the live index (from its term dictionary,
+        ~0.1 ms for a few dozen values), kept until the next commit."""
+        index = self._index
+        if index is None:
+            return frozenset()
+        key = (self._generation(), field)
+        with self._lock:
+            found = self._present_cache.get(key)
+        if found is None:
+            found = frozenset(t for t, _ in index.searcher().terms_with_prefix(field, ""))
+            with self._lock:
+                if len(self._present_cache) >= 2 * len(LINEAGE_FIELDS):
+                    self._present_cache.clear()  # an older generation's
+                self._present_cache[key] = found
+        return found
 
     def _clause(self, clause: Clause) -> Query:
         if clause.field is None and clause.kind is not ClauseKind.phrase:
@@ -540,8 +578,9 @@ class TantivyBackend:
 
     def _all_text_clause(self, clause: Clause) -> Query:
         """An unrestricted word or prefix: matched on ALL_TEXT (one automaton, one doc set) or
-        through the lineage; a prefix scores 1, a word 1 plus its exact occurrences in each field
-        and its lineage matches, with the fields' boosts."""
+        through the lineage. A prefix scores 1. A word scores 1 when found in ALL_TEXT, 1 plus
+        twice the field's boost for a lineage match, plus its exact occurrences in each field
+        with their boosts (a lineage set is evaluated once: it can hold most of the index)."""
         word = clause.words[0]
         if clause.kind is ClauseKind.prefix:
             found = Query.fuzzy_term_query(self.schema, ALL_TEXT, word, distance=0, prefix=True)
@@ -550,21 +589,21 @@ class TantivyBackend:
                 found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
             return Query.const_score_query(found, 1.0)
         distance = fuzziness(word)
-        found = (
+        text = (
             Query.fuzzy_term_query(
                 self.schema, ALL_TEXT, word, distance=distance, transposition_cost_one=True
             )
             if distance
             else Query.term_query(self.schema, ALL_TEXT, word)
         )
-        lineage = self._lineage(clause, 2.0)
+        found = Query.const_score_query(text, 1.0)
+        lineage = self._lineage(clause, 2.0, base=1.0)
         if lineage:
             found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
-        subs = [(Occur.Must, Query.const_score_query(found, 1.0))]
+        subs = [(Occur.Must, found)]
         subs.extend(
             (Occur.Should, self._exact(field, word, boost)) for field, boost in TEXT_FIELDS.values()
         )
-        subs.extend((Occur.Should, q) for q in lineage)
         return Query.boolean_query(subs)
 
     def _filter(self, field: str, values: Iterable[str]) -> Query:

@@ -16,6 +16,7 @@ import pytest
 from search_helpers import NODE, OTHER, corpus, make_backend
 
 from node.errors import BadRequestError
+from node.ontologies import resolve_organism
 from node.records import Visibility
 from node.search.backend import FACET_FIELDS, SearchBackend, SearchQuery
 from node.search.documents import search_document
@@ -413,6 +414,25 @@ def test_repeated_query_totals_and_facets_follow_writes(backend: SearchBackend):
     assert counts == {v: c + 1 for v, c in ((f.value, f.count) for f in first.facets["organism"])}
     backend.delete(["d98"])
     assert backend.search(q).total == 2
+
+
+def test_a_lineage_match_finds_an_organism_new_to_the_index(backend: SearchBackend):
+    """tantivy cuts a lineage set down to the organisms its index holds, kept until the next
+    commit: a record of a new organism must be found as soon as it is indexed."""
+    assert ids(backend, query(q="rodents")) == {"d01", "d06"}  # only mice so far
+    rat = corpus()[0].model_copy(
+        update={
+            "id": "d96",
+            "title": "Cortex slices",
+            "organisms": [resolve_organism("Rattus norvegicus")],
+            "identifier": None,
+        }
+    )
+    backend.index([rat.to_json()])
+    assert ids(backend, query(q="rodents")) == {"d01", "d06", "d96"}
+    assert ids(backend, query(q="organism:rodent")) == {"d01", "d06", "d96"}
+    backend.delete(["d96"])
+    assert ids(backend, query(q="rodents")) == {"d01", "d06"}
 
 
 def test_exact_words_rank_above_typo_neighbours(backend: SearchBackend):
