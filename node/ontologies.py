@@ -387,9 +387,16 @@ def organism_lineage_names() -> dict[str, list[str]]:
 
 def imaging_method_lineage_names() -> dict[str, list[str]]:
     """IRI → the names an FBbi class lends to its sub-classes in search ('confocal' finds
-    spinning-disk confocal records): its label."""
+    spinning-disk confocal records): its label. The roots lend nothing: they name FBbi's
+    branches ('imaging method', 'sample preparation method', 'detection method', ...), which
+    would make 'imaging' or 'method' match every record with a method of the branch, as
+    NCBITaxon's root and 'cellular organisms' (no rank) lend nothing either."""
     vocab = _fbbi(ontologies_dir())
-    return {entry.iri: [entry.label] for entry in vocab.entries.values()}
+    return {
+        entry.iri: [entry.label]
+        for term_id, entry in vocab.entries.items()
+        if vocab.parents.get(term_id)
+    }
 
 
 def term_label(iri: str) -> str | None:

@@ -32,7 +32,13 @@ def test_major_ranks_lend_their_scientific_and_common_names():
     assert "mammals" in lent[MAMMALIA]
     assert VERTEBRATA not in lent  # a clade between the ranks people search by
     assert MOUSE not in lent  # a species: its names are in its records' own text
-    assert imaging_method_lineage_names()[CONFOCAL] == ["confocal microscopy"]
+    methods = imaging_method_lineage_names()
+    assert methods[CONFOCAL] == ["confocal microscopy"]
+    assert OBO + "FBbi_00000222" not in methods  # the root 'imaging method' names a branch
+    # so 'imaging' does not find every record with an imaging method
+    imaging = lineage_matches(Clause(ClauseKind.word, ("imaging",))).get("method", frozenset())
+    assert SPINNING_DISK not in imaging
+    assert SPINNING_DISK in lineage_matches(Clause(ClauseKind.word, ("microscopy",)))["method"]
 
 
 def test_below_walks_several_terms_at_once():
