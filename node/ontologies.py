@@ -181,14 +181,11 @@ class _Vocabulary:
         curie = self.curie(iri)
         return self.entries.get(curie) if curie else None
 
-    def lineage(self, iri: str) -> tuple[list[str], list[str]]:
-        """(every name of the term, ids of its ancestors in id order); empty when the
-        vocabulary does not hold ``iri`` (a record harvested from elsewhere)."""
+    def names_of(self, iri: str) -> list[str]:
+        """Every name of the term, label first; empty when the vocabulary does not hold
+        ``iri`` (a record harvested from elsewhere)."""
         entry = self.find(iri)
-        if entry is None:
-            return [], []
-        ancestors = sorted(a for a in self.reach(entry.id, self.parents) if a in self.entries)
-        return list(self.names.get(entry.id, [entry.label])), ancestors
+        return list(self.names.get(entry.id, [entry.label])) if entry is not None else []
 
     def curie(self, value: str) -> str | None:
         """'NCBITaxon:7955', 'NCBITaxon_7955' or the OBO IRI → canonical CURIE; else None."""
@@ -363,13 +360,13 @@ _SEARCH_RANKS = {"genus", "family", "order", "class", "phylum", "kingdom", "supe
 def organism_names(iri: str) -> list[str]:
     """Every name of an NCBITaxon term (scientific, preferred and common names, synonyms; the
     label first); empty when taxslim does not hold ``iri``."""
-    return _taxa(ontologies_dir()).lineage(iri)[0]
+    return _taxa(ontologies_dir()).names_of(iri)
 
 
 def imaging_method_names(iri: str) -> list[str]:
     """Every name of an FBbi imaging method (label first, then synonyms); empty when FBbi does
     not hold ``iri``."""
-    return _fbbi(ontologies_dir()).lineage(iri)[0]
+    return _fbbi(ontologies_dir()).names_of(iri)
 
 
 def organism_lineage_names() -> dict[str, list[str]]:
