@@ -5,7 +5,7 @@ finds Mus musculus); the ``f_`` keyword fields carry the terms' IRIs. Their line
 at query time (node/search/lineage.py): a word that names a super-class ('rodents',
 'fluorescence microscopy') finds the records of its sub-classes through their IRIs, and a
 filter on a class is expanded to its sub-classes (node/search/query.py). Documents stay small:
-indexing every record's lineage text cost a fifth of a reindex. Changing this module changes
+indexing every record's lineage text cost 10-15 % of a reindex. Changing this module changes
 what is indexed: bump ``DOCUMENT_VERSION`` so that health() asks for a reindex.
 """
 

@@ -13,9 +13,10 @@ search index itself (node/search/backend.py): the same analyser, a word exact or
 backends get the same IRIs, so they agree on which records match.
 
 Why at query time: the lineage text of a record (~50 names: mouse has 9 ancestors at major
-ranks, each with its common names, and methods 5-10 super-classes) was two thirds of the text
-of a search document and a fifth of a reindex's CPU (docs/benchmarks.md, table 7), for a
-vocabulary that fits in a few hundred kilobytes here.
+ranks, each with its common names, and methods 5-10 super-classes) was two thirds of a
+document's organism and method text and 40 % of the JSON tantivy parsed; leaving it out made a
+reindex 10-15 % cheaper (docs/benchmarks.md, table 7), for a vocabulary that fits in a few
+hundred kilobytes here.
 """
 
 from __future__ import annotations
