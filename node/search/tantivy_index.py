@@ -549,6 +549,10 @@ class TantivyBackend:
         with self._lock:
             found = self._present_cache.get(key)
         if found is None:
+            # The reader follows commits a moment late (tantivy watches meta.json): reloaded
+            # first, it holds at least the generation of the key, so no value committed by then
+            # is left out for as long as the key lasts.
+            index.reload()
             found = frozenset(t for t, _ in index.searcher().terms_with_prefix(field, ""))
             with self._lock:
                 if len(self._present_cache) >= 2 * len(LINEAGE_FIELDS):

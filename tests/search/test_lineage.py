@@ -82,3 +82,44 @@ def test_typos_prefixes_and_phrases_follow_the_index_rules():
     assert HUMAN in apes
     assert MOUSE not in apes
     assert lineage_matches(Clause(ClauseKind.phrase, ("apes", "great"))) == {}
+
+
+def test_a_reader_process_finds_a_new_organism_after_the_writer_commits(tmp_path):
+    """A web process reads the index the worker writes. tantivy's reader follows commits a
+    moment late; the values the reader's lineage sets are cut down to must not stay those
+    of the index before the commit."""
+    import time
+
+    from search_helpers import corpus, make_backend
+
+    from node.ontologies import resolve_organism
+    from node.search.query import build_query
+
+    def rodents(backend) -> set[str]:
+        q = build_query(
+            {"q": ["rodents"]},
+            lifecycles=frozenset({"published"}),
+            visibilities=frozenset({"public"}),
+            origins=None,
+            default_limit=50,
+            max_limit=100,
+        )
+        return {h.id for h in backend.search(q).hits}
+
+    writer = make_backend("tantivy", tmp_path)
+    writer.reindex(d.to_json() for d in corpus())
+    reader = make_backend("tantivy", tmp_path)
+    assert rodents(reader) == {"d01", "d06"}
+    rat = corpus()[0].model_copy(
+        update={"id": "d96", "organisms": [resolve_organism("Rattus norvegicus")]}
+    )
+    writer.index([rat.to_json()])
+    for _ in range(10):  # the reader's first queries may still see the index before
+        found = rodents(reader)
+        if "d96" in found:
+            break
+    deadline = time.monotonic() + 10
+    while "d96" not in found and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = rodents(reader)
+    assert found == {"d01", "d06", "d96"}
