@@ -229,14 +229,21 @@ class _Vocabulary:
     @staticmethod
     def reach(start: str, edges: dict[str, tuple[str, ...]]) -> set[str]:
         """Ids reachable from ``start`` along ``edges`` (``start`` itself excluded)."""
+        seen = _Vocabulary.reach_all([start], edges)
+        seen.discard(start)
+        return seen
+
+    @staticmethod
+    def reach_all(starts: Iterable[str], edges: dict[str, tuple[str, ...]]) -> set[str]:
+        """Ids reachable from any of ``starts`` along ``edges``, in one walk (a start itself
+        only when it is reachable from another)."""
         seen: set[str] = set()
-        stack = [start]
+        stack = list(starts)
         while stack:
             for nxt in edges.get(stack.pop(), ()):
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
-        seen.discard(start)
         return seen
 
     def suggest(self, key: str) -> list[str]:
@@ -331,15 +338,7 @@ def _below(vocab: _Vocabulary, iris: Iterable[str]) -> set[str]:
     """IRIs of every term below one of ``iris`` (those themselves only when below another),
     in one walk; IRIs the vocabulary does not hold are skipped."""
     starts = [entry.id for entry in map(vocab.find, iris) if entry is not None]
-    below: set[str] = set()
-    stack = list(starts)
-    children = vocab.children
-    while stack:
-        for nxt in children.get(stack.pop(), ()):
-            if nxt not in below:
-                below.add(nxt)
-                stack.append(nxt)
-    return {vocab.entries[i].iri for i in below}
+    return {vocab.entries[i].iri for i in vocab.reach_all(starts, vocab.children)}
 
 
 def taxa_below(iris: Iterable[str]) -> set[str]:

@@ -138,9 +138,9 @@ def _json(doc: dict[str, Any]) -> str:
     leaves no null (tantivy refuses one) and its empty lists index nothing.
 
     Each list of text is sent as one string: tantivy parses and indexes every value of a list
-    separately, and at ~50 values per document (the organism and method lineages) that cost
-    about a tenth of tantivy's indexing work (docs/benchmarks.md, table 6). Same terms,
-    positions and field lengths (hence scores and phrase matches) as the list:
+    separately, which cost about a tenth of tantivy's indexing work when documents held ~50
+    values (docs/benchmarks.md, table 6; ~20 since the lineage is matched at query time).
+    Same terms, positions and field lengths (hence scores and phrase matches) as the list:
     tests/search/test_tantivy_document.py checks it."""
     out = dict(doc)  # the caller's document stays as search_document made it
     out[ALL_TEXT] = " ".join(doc[ALL_TEXT])  # doc ids only: no positions to keep apart
@@ -526,13 +526,8 @@ class TantivyBackend:
             if not values:
                 continue
             if len(values) <= _LINEAGE_UNION_MAX:
-                terms = [
-                    Query.term_query(self.schema, field, v, index_option="basic") for v in values
-                ]
-                found = (
-                    terms[0]
-                    if len(terms) == 1
-                    else Query.boolean_query([(Occur.Should, t) for t in terms])
+                found = _any(
+                    [Query.term_query(self.schema, field, v, index_option="basic") for v in values]
                 )
             else:
                 found = Query.term_set_query(self.schema, field, values)
@@ -588,10 +583,7 @@ class TantivyBackend:
         word = clause.words[0]
         if clause.kind is ClauseKind.prefix:
             found = Query.fuzzy_term_query(self.schema, ALL_TEXT, word, distance=0, prefix=True)
-            lineage = self._lineage(clause, 1.0)
-            if lineage:
-                found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
-            return Query.const_score_query(found, 1.0)
+            return Query.const_score_query(_any([found, *self._lineage(clause, 1.0)]), 1.0)
         distance = fuzziness(word)
         text = (
             Query.fuzzy_term_query(
@@ -600,10 +592,7 @@ class TantivyBackend:
             if distance
             else Query.term_query(self.schema, ALL_TEXT, word)
         )
-        found = Query.const_score_query(text, 1.0)
-        lineage = self._lineage(clause, 2.0, base=1.0)
-        if lineage:
-            found = Query.boolean_query([(Occur.Should, q) for q in [found, *lineage]])
+        found = _any([Query.const_score_query(text, 1.0), *self._lineage(clause, 2.0, base=1.0)])
         subs = [(Occur.Must, found)]
         subs.extend(
             (Occur.Should, self._exact(field, word, boost)) for field, boost in TEXT_FIELDS.values()
@@ -928,6 +917,15 @@ class TantivyBackend:
 
 def _count(searcher: tantivy.Searcher, query: Query) -> int:
     return searcher.search(query, 1, count=True).count  # tantivy needs a limit > 0
+
+
+def _any(queries: list[Query]) -> Query:
+    """Any of ``queries`` (the query itself when there is one)."""
+    return (
+        queries[0]
+        if len(queries) == 1
+        else Query.boolean_query([(Occur.Should, q) for q in queries])
+    )
 
 
 def _by_title(rows: list[_Row]) -> list[_Row]:
