@@ -123,18 +123,15 @@ def check(config: Config, peer: PeerSettings) -> list[str]:
     url = peer.url.rstrip("/")
     with Fetcher(config.federation, peer_id=peer.id, token=token or None) as fetcher:
         if peer.protocol == "dcat":
-            from rdflib import RDF
-            from rdflib.namespace import DCAT
-
             from node.federation.sources.dcat import ACCEPT, next_page, parse_page
 
             got = fetcher.get(peer.url, accept=ACCEPT)
-            g = parse_page(got.body, got.content_type, url=got.url)
-            n = len(set(g.subjects(RDF.type, DCAT.Dataset)))
+            page = parse_page(got.body, got.content_type, url=got.url)
+            n = len(page.datasets())
             lines.append(
                 f"DCAT catalog at {got.url} ({got.content_type}): {n} dataset(s) on page 1"
             )
-            nxt = next_page(g, got.url)
+            nxt = next_page(page, got.url)
             lines.append(f"next page: {nxt}" if nxt else "no further page")
             return lines
         from node.federation.sources.oai import identify, list_metadata_formats

@@ -7,6 +7,8 @@ fields it carries in a ``*_FIELDS`` constant (also in docs/mapping.md):
 - ``schemaorg``: schema.org / Bioschemas Dataset JSON-LD for landing pages;
 - ``datacite``: DataCite Metadata Schema 4.6 XML;
 - ``dublincore``: OAI-PMH ``oai_dc``.
+- ``dcat_catalog``: reads another catalog's pages (paging, datasets, listed members) for
+  the federation's DCAT reader.
 
 ``namespaces`` holds every namespace, ``context`` the node facts and URLs (``NodeInfo``),
 ``identifiers`` the PIDs, ``vocab`` the target vocabularies' small tables, ``mediatypes`` the RDF

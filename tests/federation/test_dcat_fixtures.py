@@ -21,7 +21,7 @@ from test_dcat_source import PEER, StaticSite, reader, serving
 from node.config import FederationSettings
 from node.federation.fetch import Fetcher
 from node.federation.model import PeerError, RecordProblem, RemoteRecord
-from node.federation.sources.dcat import listed_links, remote_id_of
+from node.linkeddata.dcat_catalog import CatalogPage
 from node.linkeddata.mediatypes import parse
 from node.linkeddata.namespaces import DCAT
 
@@ -99,8 +99,10 @@ def check_capture(path: Path, root: Path, site: StaticSite, fetcher: Fetcher) ->
         assert not items
         return f"{rel}: PeerError {error}"
     datasets = set(g.subjects(RDF.type, DCAT.Dataset))
-    names = {remote_id_of(g, s) for s in datasets}
-    links = set(listed_links(g))
+    page = CatalogPage(g)
+    names = {d.remote_id for d in page.datasets()}
+    assert len(page.datasets()) == len(datasets)
+    links = set(page.listed_links())
     landed = [i for i in items if isinstance(i, RemoteRecord)]
     problems = [i for i in items if isinstance(i, RecordProblem)]
     assert all(p.reason.strip() for p in problems), problems

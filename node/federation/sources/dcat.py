@@ -13,8 +13,11 @@ not in this one has gone, and is yielded as a deletion at the end, but only when
 catalog was read (no page or listed resource failed) and the catalog was not filtered by date on
 the peer's side.
 
-The pure part (``parse_page``, ``next_page``, ``listed_links``, ``map_dataset``) takes bytes and
-graphs, so it is testable without a server; ``DCATReader`` wires it to a ``Fetcher``.
+What one page's graph says (paging, datasets, listed members) is read by
+``node.linkeddata.dcat_catalog.CatalogPage``, which keeps rdflib inside ``node/linkeddata``; this
+module turns it into the harvest's terms (``parse_page``, ``next_page`` and ``map_dataset`` raise
+or return PeerError, RemoteRecord and RecordProblem), and ``DCATReader`` wires it to a
+``Fetcher``.
 """
 
 from __future__ import annotations
@@ -22,27 +25,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from rdflib import RDF, BNode, Graph, Literal, Namespace, URIRef
-from rdflib.term import Node
-
-from node.linkeddata.dcat_read import dataset_from_graph
-from node.linkeddata.mediatypes import RDF_MEDIA_TYPES, parse
-from node.linkeddata.namespaces import DCAT, DCTERMS, HYDRA
+from node.linkeddata.dcat_catalog import CatalogDataset, CatalogPage, CatalogPageError
+from node.linkeddata.mediatypes import RDF_MEDIA_TYPES
 from node.records import Dataset
 
 from ..model import PeerError, RecordProblem, RemoteRecord
 
 if TYPE_CHECKING:
     from ..fetch import Fetched, Fetcher
-
-LDP = Namespace("http://www.w3.org/ns/ldp#")
-FDP_O = Namespace("https://w3id.org/fdp/fdp-o#")
-R3D = Namespace("http://www.re3data.org/schema/3-0#")  # FDP before v1: r3d:dataCatalog
 
 # What we ask for, best first. N-Triples is Turtle's subset, accepted when it is what we get.
 ACCEPT = (
@@ -58,19 +53,6 @@ MEDIA_ALIASES = {
     "text/plain": "application/n-triples",  # N-Triples' registered type before 2014
 }
 
-# Predicates by which a catalog (or an FDP, or an LDP container) lists its members.
-LISTING = (DCAT.dataset, DCAT.catalog, LDP.contains, FDP_O.metadataCatalog, R3D.dataCatalog)
-# What a listed resource may be besides a dataset: something that lists datasets in turn.
-CATALOG_TYPES = {
-    DCAT.Catalog,
-    LDP.Container,
-    LDP.BasicContainer,
-    LDP.DirectContainer,
-    LDP.IndirectContainer,
-    FDP_O.FAIRDataPoint,
-    FDP_O.MetadataService,
-    R3D.Repository,
-}
 MAX_LINK_DEPTH = 3  # FDP → catalog → dataset, and one more for a catalog of catalogs
 
 
@@ -92,69 +74,22 @@ def rdf_media_type(content_type: str, url: str) -> str:
 
 def parse_page(
     body: bytes, content_type: str, *, url: str, contexts: Mapping[str, Any] | None = None
-) -> Graph:
-    """The graph of one response; relative IRIs resolve against ``url``. PeerError when it is
-    not RDF or does not parse, naming the URL, the media type and the parser's complaint."""
+) -> CatalogPage:
+    """One response, parsed; relative IRIs resolve against ``url``. PeerError when it is not
+    RDF or does not parse, naming the URL, the media type and the parser's complaint."""
     media = rdf_media_type(content_type, url)
     try:
-        return parse(body, media, contexts=dict(contexts or {}), base=url)
-    except Exception as exc:  # rdflib's parsers raise many kinds (SAX, JSON-LD, syntax)
-        text = " ".join(str(exc).split())[:300]
-        raise PeerError(f"{url}: the {media} body could not be parsed: {text}") from None
+        return CatalogPage.parse(body, media, url=url, contexts=contexts)
+    except CatalogPageError as exc:
+        raise PeerError(f"{url}: the {media} body could not be parsed: {exc}") from None
 
 
-def next_page(g: Graph, url: str) -> str | None:
-    """The next page's URL (absolute), from ``hydra:next`` or ``hydra:nextPage``; None on the
-    last page. Several different next pages: the one stated by this page's own view wins;
-    still several is a PeerError (the reader could not tell where the catalog goes on)."""
-    found: dict[str, set[str]] = {}
-    for prop in (HYDRA.next, HYDRA.nextPage):
-        for s, o in g.subject_objects(prop):
-            if isinstance(o, URIRef | Literal) and str(o).strip():
-                found.setdefault(urljoin(url, str(o).strip()), set()).add(str(s))
-    if len(found) > 1:
-        own = {n for n, subjects in found.items() if url in subjects}
-        if len(own) == 1:
-            return own.pop()
-        raise PeerError(f"{url}: the page names several next pages ({', '.join(sorted(found))})")
-    return next(iter(found), None)
-
-
-def listed_links(g: Graph) -> list[str]:
-    """The IRIs the graph lists as members (datasets, catalogs) without describing them (they
-    have no rdf:type here): what an FDP serves at each IRI. An LDP container whose member
-    relation is not a listing one (an FDP dataset's distributions) is not followed."""
-    links: set[str] = set()
-    for prop in LISTING:
-        for s, o in g.subject_objects(prop):
-            if not isinstance(o, URIRef) or (o, RDF.type, None) in g:
-                continue
-            if (s, RDF.type, DCAT.Dataset) in g:
-                continue  # a dataset's own members (distributions) are not datasets
-            if prop == LDP.contains:
-                relation = g.value(s, LDP.hasMemberRelation)
-                if relation is not None and relation not in LISTING:
-                    continue
-            links.add(str(o))
-    return sorted(links)
-
-
-def graph_date(g: Graph, s: Node, p: URIRef) -> datetime | None:
-    """``p`` of ``s`` as an aware datetime: a typed date or date-time, or a plain literal in
-    ISO 8601 (catalogs often leave the datatype off); None when absent or unreadable."""
-    for o in sorted(g.objects(s, p), key=str):
-        if not isinstance(o, Literal):
-            continue
-        value = o.toPython()
-        if not isinstance(value, date):
-            try:
-                value = datetime.fromisoformat(str(o).strip().replace("Z", "+00:00"))
-            except ValueError:
-                continue
-        if not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day)
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
+def next_page(page: CatalogPage, url: str) -> str | None:
+    """The next page's URL (``CatalogPage.next_page``); PeerError when the page names several."""
+    try:
+        return page.next_page(url)
+    except CatalogPageError as exc:
+        raise PeerError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -165,48 +100,33 @@ class Mapped:
     item: RemoteRecord | RecordProblem
 
 
-def remote_id_of(g: Graph, s: Node) -> str | None:
-    """A dataset's name at the peer: its IRI; a blank-node dataset goes by its landing page or
-    its dct:identifier (what stays the same from one read to the next), else it has none."""
-    if isinstance(s, URIRef):
-        return str(s)
-    for p in (DCAT.landingPage, DCTERMS.identifier):
-        values = sorted(str(o) for o in g.objects(s, p) if str(o).strip())
-        if values:
-            return values[0]
-    return None
-
-
 def map_dataset(
-    g: Graph, s: Node, *, peer_id: str, read_time: datetime, trust_publisher: bool = False
+    page: CatalogPage,
+    item: CatalogDataset,
+    *,
+    peer_id: str,
+    read_time: datetime,
+    trust_publisher: bool = False,
 ) -> Mapped | RecordProblem:
-    """The RemoteRecord of dataset ``s`` in ``g``, or a RecordProblem saying why not.
+    """The RemoteRecord of dataset ``item`` of ``page``, or a RecordProblem saying why not.
 
     ``trust_publisher``: the catalog is a fairnode node, whose publisher ``dct:identifier`` is
     the node the record was born on; another catalog's publisher identifier is not a node id,
     so its records' origin is the peer itself."""
-    remote_id = remote_id_of(g, s)
+    remote_id = item.remote_id
     if remote_id is None:
         return RecordProblem(
             None,
             "a blank-node dcat:Dataset without dcat:landingPage or dct:identifier: "
             "it has no name that survives the next read",
         )
-    subject = s
-    if isinstance(s, BNode):
-        # dataset_from_graph reads IRI subjects: give the blank node its remote id as IRI.
-        subject = URIRef(remote_id)
-        for p, o in list(g.predicate_objects(s)):
-            g.add((subject, p, o))
-    modified = graph_date(g, subject, DCTERMS.modified)
-    datestamp = modified or graph_date(g, subject, DCTERMS.issued) or read_time
     try:
-        ds = dataset_from_graph(g, subject, origin_node=peer_id)
-        ds = _settle(ds, peer_id, trust_publisher, None if modified else datestamp)
+        read = page.read_dataset(item, origin_node=peer_id)
+        datestamp = read.modified or read.issued or read_time
+        ds = _settle(read.dataset, peer_id, trust_publisher, None if read.modified else datestamp)
     except Exception as exc:  # one record that fails to map never stops the run
         return Mapped(remote_id, RecordProblem(remote_id, _reason(exc)))
-    landing = sorted(str(o) for o in g.objects(subject, DCAT.landingPage))
-    url = landing[0] if landing else (remote_id if isinstance(s, URIRef) else None)
+    url = read.landing_page or (remote_id if item.has_iri else None)
     # A fairnode catalog says which nodes the record came through (fairnode:harvestedVia).
     via = tuple(ds.provenance.harvested_via)
     record = RemoteRecord(remote_id, datestamp, ds, source_record_url=url, harvested_via=via)
@@ -308,13 +228,13 @@ class DCATReader:
             if len(pages) == 1 and self.supports_modified_since:
                 self.watermark = peer_date(fetched) or read_time
             try:
-                g = parse_page(
+                page = parse_page(
                     fetched.body, fetched.content_type, url=fetched.url, contexts=self.contexts
                 )
-                following = next_page(g, fetched.url)
+                following = next_page(page, fetched.url)
             except PeerError as exc:  # the parsing helpers name the URL; the admin needs the peer
                 raise PeerError(f"peer {self.peer_id!r}: {exc}") from None
-            yield from run.graph(g, depth=0)
+            yield from run.page(page, depth=0)
             yield from run.follow_links()
             page_url = following
             if page_url is not None and _host(page_url) not in run.hosts:
@@ -341,16 +261,15 @@ class _Run:
         self.complete = True  # every listed resource was read: deletions may be inferred
         self.hosts = {_host(reader.url)}
 
-    def graph(self, g: Graph, depth: int) -> Iterator[RemoteRecord | RecordProblem]:
-        """Every dataset ``g`` describes; its listed, undescribed members queued for a GET."""
-        described = sorted(set(g.subjects(RDF.type, DCAT.Dataset)), key=str)
-        for s in described:
-            name = remote_id_of(g, s)
+    def page(self, page: CatalogPage, depth: int) -> Iterator[RemoteRecord | RecordProblem]:
+        """Every dataset ``page`` describes; its listed, undescribed members queued for a GET."""
+        for described in page.datasets():
+            name = described.remote_id
             if name is not None and name in self.seen:
                 continue  # described on an earlier page or resource: once is enough
             item = map_dataset(
-                g,
-                s,
+                page,
+                described,
                 peer_id=self.reader.peer_id,
                 read_time=self.read_time,
                 trust_publisher=self.reader.supports_modified_since,
@@ -364,7 +283,7 @@ class _Run:
                 continue
             yield record
         if depth < MAX_LINK_DEPTH:
-            for link in listed_links(g):
+            for link in page.listed_links():
                 if link not in self.fetched and link not in self.seen:
                     self.fetched.add(link)
                     self.queue.append((link, depth + 1))
@@ -390,7 +309,7 @@ class _Run:
                 )
             try:
                 fetched = self.reader._get(link)
-                g = parse_page(
+                page = parse_page(
                     fetched.body,
                     fetched.content_type,
                     url=fetched.url,
@@ -400,15 +319,14 @@ class _Run:
                 self.complete = False
                 yield RecordProblem(link, f"listed by the catalog, but reading it failed: {exc}")
                 continue
-            types = set(g.objects(URIRef(link), RDF.type))
-            if (None, RDF.type, DCAT.Dataset) not in g and not types & CATALOG_TYPES:
+            if not page.describes_dataset_or_catalog(link):
                 yield RecordProblem(
                     link,
                     f"listed by the catalog, but {fetched.url} describes neither a dcat:Dataset "
                     "nor a catalog",
                 )
                 continue
-            yield from self.graph(g, depth)
+            yield from self.page(page, depth)
 
     def deletions(self) -> Iterator[RemoteRecord]:
         """The known datasets this full read did not find: gone from the catalog."""
