@@ -12,8 +12,10 @@ server is reachable) on the same records, measured in the same run.
    ``dataset_row_values`` gives; both checked on a sample of real pydantic Datasets). The catalog
    is kept in the work folder and reused by later runs with the same --records and --seed.
 2. Build, each in its own child process (so each peak RSS is its own): ``node.search.indexer.
-   reindex`` into tantivy; an FTS5 database (and a PostgreSQL one) from the same catalog and the
-   same search documents.
+   reindex`` into tantivy, --reindex-runs times (3), the first after dropping the catalog from
+   the page cache (a cold read, as after a restart); an FTS5 database (and a PostgreSQL one)
+   from the same catalog and the same search documents. Each phase logs what the machine did
+   meanwhile (cores busy, waiting on the disk, stolen by the hypervisor; disk traffic).
 3. Query latency, sequentially, of three kinds (2-word text; text + 2 filters + an acquisition
    date range; the facet counts of everything), through ``SearchService.search`` and the SQL
    equivalents, then over HTTP: the real app under gunicorn (2 workers) on loopback, and the same
@@ -45,7 +47,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from report import emit, loadavg, log, table
+from report import describe_machine, emit, loadavg, log, machine_delta, machine_snapshot, table
 from report import versions as report_versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -714,6 +716,7 @@ def build_tantivy(p: dict) -> dict:
             last[0] = time.monotonic()
             log(f"reindex: {done[0]:,} records")
 
+    evicted = evict_from_page_cache(paths.catalog) if p.get("cold") else 0
     t0, c0 = time.perf_counter(), time.process_time()
     n = reindex(engine, backend, batch_size=config.search.batch_size, progress=progress)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -729,7 +732,27 @@ def build_tantivy(p: dict) -> dict:
         "health": health.ok,
         "writer_mb": config.search.writer_memory_mb,
         "batch": config.search.batch_size,
+        "cold": bool(p.get("cold")),
+        "evicted_bytes": evicted,
     }
+
+
+def evict_from_page_cache(path: Path) -> int:
+    """Drop ``path`` (and its WAL) from the page cache (posix_fadvise DONTNEED, which any user
+    may ask of a file it can read), so that the next read comes from the disk, as the first
+    reindex after a restart reads it; the bytes asked to drop. The pages are clean (nothing
+    writes the catalog here), so the kernel drops them all."""
+    total = 0
+    for f in (path, path.with_name(path.name + "-wal")):
+        if not f.exists():
+            continue
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        total += f.stat().st_size
+    return total
 
 
 CEILING_RECORDS = 200_000
@@ -1669,6 +1692,12 @@ def ratio(ours: float | None, alt: float | None, higher_is_better: bool) -> str:
     return f"{r:,.1f}x" if r < 100 else f"{r:,.0f}x"
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median rate (the lower middle one of an even number)."""
+    ordered = sorted(runs, key=lambda r: r["records"] / r["seconds"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def verdict(value: float | None, target: float, *, at_most: bool, full: bool) -> str:
     if value is None or value != value:
         return "not run"
@@ -1711,15 +1740,37 @@ def report(args, res: dict) -> str:
         s: (get(build[s], "records") / get(build[s], "cpu")) if get(build[s], "cpu") else None
         for s in ("fairnode", *alts)
     }
+    runs = res.get("tantivy_runs") or ([res["tantivy"]] if "tantivy" in res else [])
+    run_rates = [r["records"] / r["seconds"] for r in runs]
+    met_runs = sum(v >= TARGETS["reindex_rate"] for v in run_rates)
+    rate_verdict = verdict(
+        min(run_rates) if run_rates else None, TARGETS["reindex_rate"], at_most=False, full=full
+    )
+    if run_rates:
+        rate_verdict += f" ({met_runs}/{len(run_rates)})"
     rows = [
         row(
-            "build rate (wall)",
+            "build rate (wall), median run" if len(runs) > 1 else "build rate (wall)",
             rate["fairnode"],
             [rate[a] for a in alts],
             fmt_rate,
             True,
             ">= 15,000 rec/s",
-            verdict(rate["fairnode"], TARGETS["reindex_rate"], at_most=False, full=full),
+            rate_verdict,
+        ),
+        *(
+            [
+                [
+                    f"  run {i + 1} ({'cold' if r.get('cold') else 'warm'} catalog)",
+                    fmt_rate(v),
+                    *([""] * (2 * len(alts))),
+                    "",
+                    "",
+                ]
+                for i, (r, v) in enumerate(zip(runs, run_rates, strict=True))
+            ]
+            if len(runs) > 1
+            else []
         ),
         row(
             "build time (wall)",
@@ -1806,6 +1857,24 @@ def report(args, res: dict) -> str:
             f"catalog (batch {t.get('batch')}, writer {t.get('writer_mb')} MB, {t.get('records'):,}"
             f" records, {t.get('docs'):,} documents, health ok: {t.get('health')}); CPU time is "
             "the child's own (tantivy's indexing threads included)."
+        )
+    for i, r in enumerate(runs):
+        m = r.get("machine", {})
+        state = (
+            f"cold catalog ({r.get('evicted_bytes', 0) / 1e6:,.0f} MB dropped from the page cache)"
+            if r.get("cold")
+            else "warm catalog"
+        )
+        notes.append(
+            f"reindex run {i + 1}: {state}, {r['records'] / r['seconds']:,.0f} records/s, "
+            f"{1e6 * r['cpu'] / r['records']:,.0f} µs of CPU per record; machine during the run: "
+            f"{describe_machine(m)}."
+        )
+    if len(runs) > 1:
+        notes.append(
+            "The reindex target is met only when every run meets it; the other build rows are "
+            "the median run's. iowait is time the CPUs idled waiting for the disk; steal, time "
+            "the hypervisor gave to another machine."
         )
     c = res.get("ceiling", {})
     if c.get("records"):
@@ -2052,6 +2121,13 @@ def main(argv: list[str] | None = None) -> None:
         help="work folder; the generated catalog is kept there and reused (default: %(default)s)",
     )
     ap.add_argument("--fresh", action="store_true", help="generate the catalog again")
+    ap.add_argument(
+        "--reindex-runs",
+        type=int,
+        default=3,
+        help="reindex runs (the first with the catalog dropped from the page cache); the "
+        "table shows the median run, and the target is met only when every run meets it",
+    )
     ap.add_argument("--samples", type=int, default=300, help="timed queries per kind and system")
     ap.add_argument(
         "--max-seconds",
@@ -2128,9 +2204,11 @@ def main(argv: list[str] | None = None) -> None:
         if changed:
             res["code_changes"].append(f"{name} ({', '.join(changed)})")
             log(f"WARNING: measured code changed since the start of this run: {changed}")
+        before = machine_snapshot()
         r = run_child(mode, params_path)
+        r["machine"] = machine_delta(before, machine_snapshot())
         res["loads"].append(f"{name} {r.get('load', '?')}")
-        log(f"{name}: done in {r['child_seconds']:.0f} s")
+        log(f"{name}: done in {r['child_seconds']:.0f} s ({describe_machine(r['machine'])})")
         return r
 
     try:
@@ -2149,7 +2227,19 @@ def main(argv: list[str] | None = None) -> None:
         )
         paths.queries.write_text(json.dumps(make_queries(args.seed, args.samples)))
         if do_build:
-            res["tantivy"] = phase("reindex (tantivy)", "tantivy")
+            # Several runs, the first from a cold catalog: one run says little on a shared
+            # machine whose disk and CPU vary from minute to minute (docs/benchmarks.md).
+            runs = []
+            for i in range(args.reindex_runs):
+                params["cold"] = i == 0
+                params_path.write_text(json.dumps(params))
+                state = "cold" if i == 0 else "warm"
+                label = f"reindex (tantivy) {i + 1}/{args.reindex_runs}, {state} catalog"
+                runs.append(phase(label, "tantivy"))
+            params.pop("cold")
+            params_path.write_text(json.dumps(params))
+            res["tantivy_runs"] = runs
+            res["tantivy"] = median_run(runs)
             res["ceiling"] = phase("tantivy alone, pre-built documents", "tantivy-ceiling")
             res["fts5"] = phase("build (FTS5)", "fts5")
             if pg:
