@@ -112,8 +112,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 def _serve(cfg: Config, host: str | None, port: int | None) -> None:
     from node.app import create_app
+    from node.search.lineage import warm_up_in_background
 
     app = create_app(cfg)
+    warm_up_in_background()
     host = host or cfg.web.host
     port = port or cfg.web.port
     click.echo(f"fairnode {cfg.node.id!r} serving on http://{host}:{port}/ (Ctrl-C to stop)")

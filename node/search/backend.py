@@ -53,8 +53,8 @@ TEXT_FIELDS: dict[str, tuple[str, float]] = {
     "description": ("description", 1.0),
     "creator": ("creators", 1.5),
     "channel": ("channels", 1.5),  # channel names and fluorophores
-    "organism": ("organism", 2.0),  # names, synonyms and lineage of the organisms
-    "method": ("method", 2.0),  # imaging method labels, synonyms and super-classes
+    "organism": ("organism", 2.0),  # organisms' names and synonyms (+ lineage: lineage.py)
+    "method": ("method", 2.0),  # methods' labels and synonyms (+ super-classes: lineage.py)
     "instrument": ("instrument", 1.0),
     "format": ("format", 1.0),
 }

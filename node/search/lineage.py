@@ -116,6 +116,15 @@ def _names() -> _Names:
     return names
 
 
+def warm_up_in_background() -> threading.Thread:
+    """Build the names (``_names``) in a daemon thread, so that a web process's first text
+    query does not wait ~0.3 s for them: node.wsgi and ``fairnode serve`` call it once per
+    process. A query arriving before it is done waits on the same lock, never builds twice."""
+    thread = threading.Thread(target=_names, name="fairnode-lineage-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def lineage_fields(clause: Clause) -> tuple[str, ...]:
     """The keys of LINEAGE_FIELDS a clause looks in: both without a field, else its own."""
     if clause.field is None:

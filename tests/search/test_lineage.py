@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 from node.ontologies import (
     fbbi_below,
     fbbi_descendants,
@@ -123,3 +125,46 @@ def test_a_reader_process_finds_a_new_organism_after_the_writer_commits(tmp_path
         time.sleep(0.2)
         found = rodents(reader)
     assert found == {"d01", "d06", "d96"}
+
+
+def test_a_gunicorn_worker_builds_the_names_before_its_first_query(tmp_path):
+    """node.wsgi (what each gunicorn worker imports) starts building the lineage names in the
+    background; a query afterwards finds them built and builds nothing again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    config = tmp_path / "node.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [node]
+            id = "warm"
+            name = "Warm-up node"
+            base_url = "http://127.0.0.1:5000"
+            data_dir = "{tmp_path / "data"}"
+            """
+        )
+    )
+    script = textwrap.dedent(
+        """
+        import threading
+        from node.ontologies import ontologies_dir
+        from node.search import lineage
+        assert not lineage._built, "built before the app was loaded"
+        import node.wsgi
+        (warm,) = [t for t in threading.enumerate() if t.name == "fairnode-lineage-warm-up"]
+        warm.join(30)
+        built = lineage._built[ontologies_dir()]
+        from node.search.backend import Clause, ClauseKind
+        found = lineage.lineage_matches(Clause(ClauseKind.word, ("rodents",)))
+        assert lineage._built[ontologies_dir()] is built, "built twice"
+        print("mouse" if lineage.MOUSE_CHECK in found["organism"] else "no mouse")
+        """
+    ).replace("lineage.MOUSE_CHECK", repr(MOUSE))
+    env = {**os.environ, "FAIRNODE_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "mouse"
