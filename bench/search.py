@@ -1475,8 +1475,11 @@ def wsgi(params_path: str, kind: str):
     engine = open_engine(paths)
     if kind == "fairnode":
         from node.app import create_app
+        from node.search.lineage import warm_up_in_background
 
-        return create_app(config, engine=engine)
+        app = create_app(config, engine=engine)
+        warm_up_in_background()  # as node.wsgi does in each gunicorn worker
+        return app
     from flask import Flask, jsonify, request
 
     from node.api.serialise import dataset_to_json
