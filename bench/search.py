@@ -2164,6 +2164,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--clean", action="store_true", help="remove the work folder at the end")
     args = ap.parse_args(argv)
+    if args.reindex_runs < 1:
+        ap.error(f"--reindex-runs must be at least 1, not {args.reindex_runs}")
 
     paths = Paths(args.work, args.records, args.seed)
     args.work.mkdir(parents=True, exist_ok=True)
