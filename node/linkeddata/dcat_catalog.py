@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -21,7 +21,7 @@ from rdflib.term import Node
 
 from node.records import Dataset
 
-from .dcat_read import dataset_from_graph
+from .dcat_read import dataset_from_graph, graph_date
 from .mediatypes import parse
 from .namespaces import DCAT, DCTERMS, HYDRA
 
@@ -159,11 +159,15 @@ class CatalogPage:
             subject = URIRef(item.remote_id)
             for p, o in list(self.graph.predicate_objects(item.subject)):
                 self.graph.add((subject, p, o))
+        dataset = dataset_from_graph(self.graph, subject, origin_node=origin_node)
+        # The dates again, read as dataset_from_graph read them (it raised on an unreadable
+        # one): the record cannot tell an absent dct:modified from a defaulted one; the harvest
+        # must (node/federation/sources/dcat.py: _settle).
         landing = sorted(str(o) for o in self.graph.objects(subject, DCAT.landingPage))
         return DatasetRead(
-            dataset=dataset_from_graph(self.graph, subject, origin_node=origin_node),
-            modified=self._date(subject, DCTERMS.modified),
-            issued=self._date(subject, DCTERMS.issued),
+            dataset=dataset,
+            modified=graph_date(self.graph, subject, DCTERMS.modified),
+            issued=graph_date(self.graph, subject, DCTERMS.issued),
             landing_page=landing[0] if landing else None,
         )
 
@@ -174,22 +178,4 @@ class CatalogPage:
             values = sorted(str(o) for o in self.graph.objects(s, p) if str(o).strip())
             if values:
                 return values[0]
-        return None
-
-    def _date(self, s: Node, p: URIRef) -> datetime | None:
-        """``p`` of ``s`` as an aware datetime: a typed date or date-time, or a plain literal
-        in ISO 8601 (catalogs often leave the datatype off); None when absent or
-        unreadable."""
-        for o in sorted(self.graph.objects(s, p), key=str):
-            if not isinstance(o, Literal):
-                continue
-            value = o.toPython()
-            if not isinstance(value, date):
-                try:
-                    value = datetime.fromisoformat(str(o).strip().replace("Z", "+00:00"))
-                except ValueError:
-                    continue
-            if not isinstance(value, datetime):
-                value = datetime(value.year, value.month, value.day)
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
         return None

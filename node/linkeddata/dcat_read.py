@@ -140,10 +140,10 @@ def dataset_from_graph(
         "creators": _people(g, s, DCTERMS.creator, BIBO.authorList),
         "contributors": _people(g, s, DCTERMS.contributor, BIBO.contributorList),
         "license": _licence(g, distributions),
-        "created": _date(g, s, DCTERMS.created),
-        "modified": _date(g, s, DCTERMS.modified),
-        "issued": _date(g, s, DCTERMS.issued),
-        "embargo_end": _date(g, s, DCTERMS.available),
+        "created": graph_date(g, s, DCTERMS.created),
+        "modified": graph_date(g, s, DCTERMS.modified),
+        "issued": graph_date(g, s, DCTERMS.issued),
+        "embargo_end": graph_date(g, s, DCTERMS.available),
         "publisher": _text(g, publisher, FOAF.name) if publisher is not None else None,
         "related_publications": sorted(
             publication_value(str(o)) for o in g.objects(s, DCTERMS.isReferencedBy)
@@ -238,7 +238,10 @@ def _text(g: Graph, s: Node | None, p: URIRef) -> str | None:
     return str(o) if o is not None else None
 
 
-def _date(g: Graph, s: Node, p: URIRef) -> datetime | None:
+def graph_date(g: Graph, s: Node, p: URIRef) -> datetime | None:
+    """``p`` of ``s`` as an aware datetime (UTC when the literal has no zone): a typed date or
+    date-time, or a plain ISO 8601 literal (other catalogs often leave the datatype off); None
+    when absent, ValueError naming the value when unreadable."""
     o = _one(g, s, p)
     if o is None:
         return None
@@ -375,4 +378,4 @@ def _period(g: Graph, s: URIRef) -> tuple[datetime | None, datetime | None]:
     period = _one(g, s, DCTERMS.temporal)
     if period is None:
         return None, None
-    return _date(g, period, DCAT.startDate), _date(g, period, DCAT.endDate)
+    return graph_date(g, period, DCAT.startDate), graph_date(g, period, DCAT.endDate)
